@@ -1,0 +1,1 @@
+"""Experiments: data, training, sweeps, results, plots and the command line."""

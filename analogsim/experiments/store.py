@@ -1,0 +1,388 @@
+"""SQLite results store: one row per sweep point, written as each run finishes.
+
+The store is a single SQLite file (stdlib :mod:`sqlite3`) with one table, ``runs``:
+
+================  =======  ==================================================================
+column            type     meaning
+================  =======  ==================================================================
+point_id          TEXT     primary key: first 16 hex chars of sha256 of the point's JSON
+sweep             TEXT     name of the sweep that (last) ran the point
+status            TEXT     ``'running'`` (dispatched, not finished), ``'done'`` or ``'failed'``
+point_json        TEXT     the point, a flat ``{key: value}`` dict
+config_json       TEXT     full resolved config, as returned by the run function
+metrics_json      TEXT     per-epoch metrics list
+ledger_json       TEXT     cost-ledger totals
+summary_json      TEXT     final scalar metrics (``test_accuracy``, ``energy_per_sample_pj``...)
+extra_json        TEXT     any other keys the run function returned (``{}`` if none)
+error             TEXT     traceback text of a failed run
+wall_time         REAL     seconds spent in the run function
+versions_json     TEXT     python, numpy, numba and analogsim versions of the worker
+seed              INTEGER  the point's ``seed`` when it is an integer
+started_at        TEXT     ISO 8601 UTC time the run started (dispatch time while running)
+finished_at       TEXT     ISO 8601 UTC time the run finished
+================  =======  ==================================================================
+
+Durability and concurrency
+--------------------------
+Every write is one ``BEGIN IMMEDIATE`` transaction, so a killed sweep loses at most the runs in
+flight (their rows stay ``'running'`` and are redone on resume).  The file uses WAL journaling,
+which lets readers (a notebook plotting partial results) run while the sweep writes, and a
+``busy_timeout`` so that two processes writing the same file wait for each other instead of
+failing with "database is locked".  ``synchronous=NORMAL`` keeps every committed transaction
+across a process crash; only an operating-system crash or power loss can drop the last few.
+
+Values are stored as JSON.  NumPy scalars and arrays (anything with ``tolist``) and dataclasses
+are converted; NaN and infinities are kept (Python's JSON dialect) because a diverged run's
+metrics legitimately contain them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["STATUSES", "ResultsStore", "to_json", "utc_now"]
+
+STATUSES = ("running", "done", "failed")
+
+#: Bumped when the schema changes, so a future version can migrate old files.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    point_id      TEXT PRIMARY KEY,
+    sweep         TEXT NOT NULL,
+    status        TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    point_json    TEXT NOT NULL,
+    config_json   TEXT,
+    metrics_json  TEXT,
+    ledger_json   TEXT,
+    summary_json  TEXT,
+    extra_json    TEXT,
+    error         TEXT,
+    wall_time     REAL,
+    versions_json TEXT,
+    seed          INTEGER,
+    started_at    TEXT,
+    finished_at   TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep);
+"""
+
+_COLUMNS = ("point_id", "sweep", "status", "point_json", "config_json", "metrics_json",
+            "ledger_json", "summary_json", "extra_json", "error", "wall_time", "versions_json",
+            "seed", "started_at", "finished_at")
+
+
+def _json_default(obj: Any) -> Any:
+    """Convert the non-JSON objects a run function commonly returns."""
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays, without importing numpy
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable: {obj!r}")
+
+
+def to_json(obj: Any) -> str:
+    """Encode ``obj`` as JSON with sorted keys (numpy values and dataclasses allowed).
+
+    Parameters
+    ----------
+    obj : Any
+        Value to encode.
+
+    Returns
+    -------
+    str
+        Compact JSON text.
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` holds a value that cannot be converted.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def utc_now() -> str:
+    """Current UTC time as an ISO 8601 string with millisecond precision."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _seed_of(point: dict[str, Any]) -> int | None:
+    seed = point.get("seed")
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+
+
+def _check_point_id(point_id: Any) -> None:
+    if not isinstance(point_id, str) or not point_id:
+        raise ValueError(f"point_id = {point_id!r} is invalid; allowed: a non-empty string")
+
+
+class ResultsStore:
+    """One SQLite file holding the results of one or more sweeps.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Database file; created with its parent directories if missing.  ``":memory:"`` works
+        for throw-away stores.
+    timeout : float
+        Seconds a writer waits for another process's transaction (``busy_timeout``).
+
+    Examples
+    --------
+    >>> with ResultsStore(":memory:") as store:
+    ...     store.mark_running("abc", sweep="demo", point={"seed": 0})
+    ...     store.status("abc")
+    'running'
+    """
+
+    def __init__(self, path: str | Path, *, timeout: float = 60.0) -> None:
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout < 0:
+            raise ValueError(f"timeout = {timeout!r} is invalid; allowed: seconds >= 0")
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a transaction takes the
+        # write lock up front (and waits for it) instead of failing when upgrading a read lock.
+        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self._enable_wal(timeout)
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        with self._transaction() as cur:
+            # Statement by statement: executescript() would COMMIT our transaction early.
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    # ----------------------------------------------------------------------- plumbing
+
+    def _enable_wal(self, timeout: float) -> None:
+        """Switch to WAL journaling, retrying while another process holds the file.
+
+        SQLite does not call the busy handler for a journal-mode change, so two processes
+        opening a new file at once can get "database is locked" here: retry until ``timeout``.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction: committed on success, rolled back on any error."""
+        cur = self._conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        cur.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        self._conn.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({self.path!r})"
+
+    # ----------------------------------------------------------------------- writes
+
+    def mark_running(self, point_id: str, *, sweep: str, point: dict[str, Any],
+                     started_at: str | None = None) -> None:
+        """Record that ``point_id`` was dispatched, replacing any earlier row for it.
+
+        Parameters
+        ----------
+        point_id : str
+            The point's id.
+        sweep : str
+            Name of the sweep running it.
+        point : dict
+            The point itself.
+        started_at : str, optional
+            ISO time; defaults to now.
+        """
+        self.mark_running_many([(point_id, point)], sweep=sweep, started_at=started_at)
+
+    def mark_running_many(self, items: Iterable[tuple[str, dict[str, Any]]], *, sweep: str,
+                          started_at: str | None = None) -> None:
+        """Mark several ``(point_id, point)`` pairs running in one transaction."""
+        started_at = started_at or utc_now()
+        rows = []
+        for point_id, point in items:
+            _check_point_id(point_id)
+            rows.append((point_id, sweep, to_json(point), _seed_of(point), started_at))
+        # Upsert rather than INSERT OR REPLACE: it clears the old results but keeps the rowid,
+        # so rows() keeps listing points in their first-dispatch order.
+        with self._transaction() as cur:
+            cur.executemany(
+                "INSERT INTO runs (point_id, sweep, status, point_json, seed, started_at) "
+                "VALUES (?, ?, 'running', ?, ?, ?) ON CONFLICT (point_id) DO UPDATE SET "
+                "sweep = excluded.sweep, status = 'running', point_json = excluded.point_json, "
+                "config_json = NULL, metrics_json = NULL, ledger_json = NULL, "
+                "summary_json = NULL, extra_json = NULL, error = NULL, wall_time = NULL, "
+                "versions_json = NULL, seed = excluded.seed, started_at = excluded.started_at, "
+                "finished_at = NULL", rows)
+
+    def record_done(self, point_id: str, *, sweep: str, point: dict[str, Any],
+                    config: Any, metrics: Any, ledger: Any, summary: Any,
+                    extra: dict[str, Any] | None = None, wall_time: float | None = None,
+                    versions: dict[str, Any] | None = None, started_at: str | None = None,
+                    finished_at: str | None = None) -> None:
+        """Store a finished run (one transaction), replacing the point's row.
+
+        Parameters
+        ----------
+        point_id, sweep, point
+            As for :meth:`mark_running`.
+        config, metrics, ledger, summary : JSON-able
+            The run function's result parts.
+        extra : dict, optional
+            Any further keys the run function returned.
+        wall_time : float, optional
+            Seconds spent in the run function.
+        versions : dict, optional
+            Software versions of the process that ran it.
+        started_at, finished_at : str, optional
+            ISO times; ``finished_at`` defaults to now, ``started_at`` keeps the dispatch time.
+        """
+        _check_point_id(point_id)
+        values = (point_id, sweep, to_json(point), to_json(config), to_json(metrics),
+                  to_json(ledger), to_json(summary), to_json(extra or {}), wall_time,
+                  to_json(versions or {}), _seed_of(point), started_at,
+                  finished_at or utc_now())
+        with self._transaction() as cur:
+            cur.execute(
+                "INSERT INTO runs (point_id, sweep, status, point_json, config_json, "
+                "metrics_json, ledger_json, summary_json, extra_json, wall_time, versions_json, "
+                "seed, started_at, finished_at) VALUES (?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?) ON CONFLICT (point_id) DO UPDATE SET sweep = excluded.sweep, "
+                "status = 'done', point_json = excluded.point_json, "
+                "config_json = excluded.config_json, metrics_json = excluded.metrics_json, "
+                "ledger_json = excluded.ledger_json, summary_json = excluded.summary_json, "
+                "extra_json = excluded.extra_json, error = NULL, "
+                "wall_time = excluded.wall_time, versions_json = excluded.versions_json, "
+                "seed = excluded.seed, "
+                "started_at = COALESCE(excluded.started_at, runs.started_at), "
+                "finished_at = excluded.finished_at", values)
+
+    def record_failed(self, point_id: str, error_text: str, *, sweep: str | None = None,
+                      point: dict[str, Any] | None = None, wall_time: float | None = None,
+                      versions: dict[str, Any] | None = None, started_at: str | None = None,
+                      finished_at: str | None = None) -> None:
+        """Mark ``point_id`` failed with ``error_text`` (usually a traceback).
+
+        Parameters
+        ----------
+        point_id : str
+            The point's id.
+        error_text : str
+            What went wrong.
+        sweep, point : optional
+            Needed only when the point has no row yet (it was never marked running).
+        wall_time, versions, started_at, finished_at : optional
+            As for :meth:`record_done`.
+
+        Raises
+        ------
+        ValueError
+            If the point has no row and ``sweep`` or ``point`` is missing.
+        """
+        _check_point_id(point_id)
+        finished_at = finished_at or utc_now()
+        versions_json = to_json(versions) if versions is not None else None
+        with self._transaction() as cur:
+            cur.execute(
+                "UPDATE runs SET status = 'failed', error = ?, config_json = NULL, "
+                "metrics_json = NULL, ledger_json = NULL, summary_json = NULL, "
+                "extra_json = NULL, wall_time = ?, versions_json = ?, "
+                "sweep = COALESCE(?, sweep), started_at = COALESCE(?, started_at), "
+                "finished_at = ? WHERE point_id = ?",
+                (error_text, wall_time, versions_json, sweep, started_at, finished_at, point_id))
+            if cur.rowcount:
+                return
+            if sweep is None or point is None:
+                raise ValueError(f"point_id = {point_id!r} has no row yet; record_failed needs "
+                                 "sweep= and point= to create it")
+            cur.execute(
+                "INSERT INTO runs (point_id, sweep, status, point_json, error, wall_time, "
+                "versions_json, seed, started_at, finished_at) "
+                "VALUES (?, ?, 'failed', ?, ?, ?, ?, ?, ?, ?)",
+                (point_id, sweep, to_json(point), error_text, wall_time, versions_json,
+                 _seed_of(point), started_at, finished_at))
+
+    # ----------------------------------------------------------------------- reads
+
+    def status(self, point_id: str) -> str | None:
+        """Status of ``point_id`` (``'running'``, ``'done'``, ``'failed'``), ``None`` if absent."""
+        row = self._conn.execute("SELECT status FROM runs WHERE point_id = ?",
+                                 (point_id,)).fetchone()
+        return row[0] if row else None
+
+    def statuses(self, sweep: str | None = None) -> dict[str, str]:
+        """``{point_id: status}`` of every row, or of one sweep's rows."""
+        sql, args = self._where("SELECT point_id, status FROM runs", sweep)
+        return dict(self._conn.execute(sql, args).fetchall())
+
+    def done_ids(self, sweep: str | None = None) -> set[str]:
+        """Ids of the points whose status is ``'done'`` (of one sweep if given)."""
+        return {pid for pid, st in self.statuses(sweep).items() if st == "done"}
+
+    def rows(self, sweep: str | None = None) -> list[dict[str, Any]]:
+        """All rows (of one sweep if given) in first-dispatch order, JSON columns decoded.
+
+        Returns
+        -------
+        list of dict
+            One dict per row.  JSON columns lose their ``_json`` suffix and are decoded
+            (``row["summary"]["test_accuracy"]``); a missing value is ``None``.
+        """
+        sql, args = self._where(f"SELECT {', '.join(_COLUMNS)} FROM runs", sweep)
+        out = []
+        for values in self._conn.execute(sql + " ORDER BY rowid", args):
+            row: dict[str, Any] = {}
+            for name, value in zip(_COLUMNS, values, strict=True):
+                if name.endswith("_json"):
+                    row[name[:-5]] = None if value is None else json.loads(value)
+                else:
+                    row[name] = value
+            out.append(row)
+        return out
+
+    def integrity_ok(self) -> bool:
+        """``True`` if SQLite's ``PRAGMA integrity_check`` finds nothing wrong."""
+        try:
+            result = self._conn.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError:  # a badly damaged file fails the check by raising
+            return False
+        return result == [("ok",)]
+
+    @staticmethod
+    def _where(sql: str, sweep: str | None) -> tuple[str, tuple[Any, ...]]:
+        if sweep is None:
+            return sql, ()
+        return sql + " WHERE sweep = ?", (sweep,)

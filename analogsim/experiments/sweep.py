@@ -1,0 +1,774 @@
+"""Sweeps: a TOML spec expands to points; each point runs once and lands in a results store.
+
+The sweep engine knows nothing about what a run computes.  A *run function* named by an import
+path (``"package.module:function"``, so it pickles to any worker) is called as ``fn(point)``
+with a flat ``{key: value}`` dict and returns a dict with keys ``config``, ``metrics``,
+``ledger`` and ``summary`` (any further keys are stored in the ``extra`` column).  The driver
+process writes each result to a :class:`~analogsim.experiments.store.ResultsStore` as soon as
+it arrives; workers only compute.
+
+Spec
+----
+.. code-block:: toml
+
+    name = "rules-vs-read-noise"
+    description = "three rules against read noise"
+    [base]                          # every point starts from these run parameters
+    dataset = "digits"
+    hardware = "rram"
+    epochs = 3
+    [grid]                          # cartesian product, first key varies slowest
+    rule = ["bp", "fa", "dfa"]
+    "hw.noise.read_noise" = [0.0, 0.02, 0.05]
+    seed = [0, 1, 2]
+    [random]                        # optional: n samples, seeded, keys drawn in sorted order
+    n = 10
+    seed = 0                        # optional, default 0
+    "hw.adc.bits" = { choice = [4, 6, 8] }
+    "hw.device.dw_min" = { loguniform = [1e-4, 1e-2] }   # 0 < low < high
+    lr = { uniform = [0.01, 0.1] }                       # low < high
+    batch = { randint = [16, 64] }                       # integers, both ends included
+
+Keys are run parameters, or hardware fields written ``"hw.<section>.<field>"``; the engine
+passes them through untouched and the run function applies them.  Values are booleans,
+integers, finite floats, strings or lists of these (a table is rejected: write its fields as
+quoted dotted keys).  A key may be in ``[base]`` and in ``[grid]`` or ``[random]`` (the latter
+win) but not in both ``[grid]`` and ``[random]``.  To vary the run seed in a random search,
+put ``seed`` in ``[grid]`` (``[random]``'s own ``seed`` seeds the sampler).
+
+Points: ``base`` merged with one grid combination; with ``[random]`` too, every grid
+combination is combined with every random sample (the same n samples for each combination,
+so grid settings are compared at the same sampled values).  Points that come out identical
+(e.g. a random ``choice`` drawing the same value twice) are kept once, so a sweep may have
+fewer than ``combinations * n`` points.  Sampling uses only ``random.Random(seed).random()``,
+whose sequence Python guarantees across versions, so point ids never drift.  A point's id is
+the first 16 hex chars of the sha256 of its canonical JSON (sorted keys), see :func:`point_id`.
+
+Resume
+------
+Re-running a sweep on the same store skips points whose row is ``'done'``; ``'running'`` rows
+(the sweep was killed while they ran) and ``'failed'`` ones (unless ``retry_failed=False``) are
+run again and their rows replaced.  A point whose run function raises is recorded ``'failed'``
+with the traceback and the sweep goes on.
+
+Executors
+---------
+``"serial"``
+    In the driver process, one point after another: for debugging and tests.
+``"local"``
+    A ``ProcessPoolExecutor`` with the ``spawn`` start method (numba's threading layers are not
+    fork-safe), ``max_workers`` processes (default: the number of CPUs; never more than the
+    points to run).  Workers get ``NUMBA_NUM_THREADS=OMP_NUM_THREADS=OPENBLAS_NUM_THREADS=
+    MKL_NUM_THREADS=1`` (:data:`WORKER_ENV`) in their environment from birth, before numpy or
+    numba load, so N workers on N cores do not oversubscribe.  At most ``max_workers`` points
+    are in flight, so ``'running'`` rows are the ones actually running.  If a worker dies
+    (segfault, out-of-memory kill) the points in flight are recorded failed and a fresh pool
+    carries on.  As with any spawn-based pool, a script calling :func:`run_sweep` with this
+    executor or ``"dask-local"`` needs the ``if __name__ == "__main__":`` guard.
+``"dask-local"``
+    A ``distributed.LocalCluster`` of ``max_workers`` single-threaded worker processes
+    (default as above) with the same environment, mainly to test the dask path on a laptop.
+any other string
+    The address of a running dask scheduler (``"tcp://10.0.0.5:8786"``): the command line's
+    ``--dask ADDRESS``.  Workers there are configured by whoever started them (see below).
+    With either dask executor every point to run is submitted, and marked ``'running'``, at
+    once: the scheduler queues and balances them.
+
+numba's on-disk cache is shared by all workers of a machine and safe for concurrent readers,
+but when it is cold every worker compiles the kernels itself on its first point.  Pass
+``warmup_fn="package.module:function"`` (called with no arguments, once, in the driver, before
+any worker starts) to compile them first; on a cluster that helps only when the cache
+directory (``NUMBA_CACHE_DIR``) is on a filesystem the workers share.
+
+Running on a SLURM cluster
+--------------------------
+With ``pip install analogsim[dask] dask-jobqueue``, start the cluster and the sweep in one
+Python process that lives for the whole sweep (a login-node ``tmux`` session, say)::
+
+    from dask_jobqueue import SLURMCluster
+    from analogsim.experiments.sweep import run_sweep
+
+    cluster = SLURMCluster(
+        cores=1, processes=1, memory="4GB", walltime="04:00:00",
+        job_extra_directives=["--partition=cpu", "--account=myproject"],
+        job_script_prologue=[
+            "export NUMBA_NUM_THREADS=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"
+            " MKL_NUM_THREADS=1",
+            "export NUMBA_CACHE_DIR=$HOME/.cache/analogsim-numba",  # shared, warm once
+        ],
+    )
+    cluster.scale(jobs=32)          # 32 SLURM jobs of one single-threaded worker each
+    run_sweep("sweep.toml", "results.sqlite", run_fn=RUN_FN,
+              executor=cluster.scheduler_address)
+
+or keep ``cluster`` alive in one session and pass ``cluster.scheduler_address`` to the command
+line's ``--dask``.  Jobs may start late or be pre-empted: dask reschedules their points, and
+the SQLite file (written only by the driver) stays on the login node's filesystem.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import hashlib
+import importlib
+import importlib.metadata
+import json
+import math
+import multiprocessing
+import os
+import platform
+import random
+import re
+import sys
+import time
+import tomllib
+import traceback
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from analogsim.experiments.store import ResultsStore, to_json, utc_now
+
+__all__ = [
+    "WORKER_ENV",
+    "SweepSpec",
+    "SweepReport",
+    "load_spec",
+    "loads_spec",
+    "spec_from_dict",
+    "expand",
+    "point_id",
+    "resolve_run_fn",
+    "run_sweep",
+]
+
+#: Environment of every worker process: one thread each, so workers x threads <= cores.
+WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+              "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+_TOP_LEVEL = ("name", "description", "base", "grid", "random")
+_DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
+_RESULT_KEYS = ("config", "metrics", "ledger", "summary")
+_NAMED_EXECUTORS = ("serial", "local", "dask-local")
+_ADDRESS = re.compile(r"^([a-z]+://\S+|[\w.\-]+:\d+)$")
+
+Point = dict[str, Any]
+Envelope = dict[str, Any]
+Dispatch = Callable[[list[tuple[str, Point]]], None]
+
+# --------------------------------------------------------------------------- spec validation
+
+
+def _check_key(where: str, key: Any) -> None:
+    bad = not isinstance(key, str) or not key or key != key.strip()
+    if not bad and key.startswith("hw."):
+        bad = any(not part for part in key.split(".")[1:])
+    if bad:
+        raise ValueError(f"{where} key {key!r} is invalid; allowed: a run parameter name or "
+                         "'hw.<section>.<field>'")
+
+
+def _check_value(where: str, value: Any) -> None:
+    if isinstance(value, bool | int | str):
+        return
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return
+    elif isinstance(value, list):
+        for item in value:
+            _check_value(where, item)
+        return
+    hint = " (write a table's fields as quoted dotted keys)" if isinstance(value, dict) else ""
+    raise ValueError(f"{where} = {value!r} is invalid; allowed: a boolean, integer, finite "
+                     f"float, string or a list of these{hint}")
+
+
+def _check_table(where: str, table: Any) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ValueError(f"{where} = {table!r} is invalid; allowed: a table")
+    for key in table:
+        _check_key(where, key)
+    return table
+
+
+def _check_grid(grid: Any) -> None:
+    for key, values in _check_table("[grid]", grid).items():
+        where = f"[grid] {key!r}"
+        if not isinstance(values, list) or not values:
+            raise ValueError(f"{where} = {values!r} is invalid; allowed: a non-empty list")
+        seen: set[str] = set()
+        for value in values:
+            _check_value(where, value)
+            text = json.dumps(value, sort_keys=True)
+            if text in seen:
+                raise ValueError(f"{where} lists {value!r} twice; allowed: distinct values")
+            seen.add(text)
+
+
+def _check_int(where: str, value: Any, low: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{where} = {value!r} is invalid; allowed: an integer >= {low}")
+
+
+def _check_bounds(where: str, kind: str, args: Any) -> None:
+    numbers = isinstance(args, list) and len(args) == 2 and all(
+        isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) for a in args)
+    if not numbers:
+        raise ValueError(f"{where} {kind} = {args!r} is invalid; allowed: [low, high], "
+                         "two finite numbers")
+    low, high = args
+    if kind == "randint":
+        allowed = "integers with low <= high (both ends included)"
+        ok = all(isinstance(a, int) for a in args) and low <= high
+    elif kind == "loguniform":
+        allowed, ok = "0 < low < high", 0 < low < high
+    else:
+        allowed, ok = "low < high", low < high
+    if not ok:
+        raise ValueError(f"{where} {kind} = {args!r} is invalid; allowed: {allowed}")
+
+
+def _check_distribution(key: str, dist: Any) -> None:
+    where = f"[random] {key!r}"
+    if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in _DISTRIBUTIONS:
+        raise ValueError(f"{where} = {dist!r} is invalid; allowed: a table with exactly one of "
+                         + ", ".join(_DISTRIBUTIONS) + ", e.g. { uniform = [0.01, 0.1] }")
+    kind, args = next(iter(dist.items()))
+    if kind == "choice":
+        if not isinstance(args, list) or not args:
+            raise ValueError(f"{where} choice = {args!r} is invalid; allowed: a non-empty list")
+        _check_value(where, args)
+    else:
+        _check_bounds(where, kind, args)
+
+
+def _check_random(table: Any) -> None:
+    table = _check_table("[random]", table)
+    if "n" not in table:
+        raise ValueError("[random] has no 'n'; allowed: n = <number of samples, >= 1>")
+    _check_int("[random] n", table["n"], 1)
+    _check_int("[random] seed", table.get("seed", 0), 0)
+    dists = {k: v for k, v in table.items() if k not in ("n", "seed")}
+    if not dists:
+        raise ValueError("[random] has no distributions; allowed: keys such as "
+                         "lr = { uniform = [0.01, 0.1] }")
+    for key, dist in dists.items():
+        _check_distribution(key, dist)
+
+
+# --------------------------------------------------------------------------- spec
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep specification (see the module docstring for the TOML form).
+
+    Parameters
+    ----------
+    name : str
+        Sweep name, stored with every row.
+    description : str
+        Free text.
+    base : dict
+        Parameters shared by every point.
+    grid : dict
+        ``{key: non-empty list}``; the cartesian product of the lists.
+    random : dict or None
+        ``{"n": int, "seed": int, key: {distribution: args}, ...}``.
+    """
+
+    name: str
+    description: str = ""
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    random: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"name = {self.name!r} is invalid; allowed: a non-empty string")
+        if not isinstance(self.description, str):
+            raise ValueError(f"description = {self.description!r} is invalid; allowed: a string")
+        for key, value in _check_table("[base]", self.base).items():
+            _check_value(f"[base] {key!r}", value)
+        _check_grid(self.grid)
+        if self.random is not None:
+            _check_random(self.random)
+            both = sorted(set(self.grid) & set(self.random) - {"n", "seed"})
+            if both:
+                raise ValueError(f"keys {both} are in both [grid] and [random]; allowed: each "
+                                 "key in at most one of them")
+            # Normalise: an explicit sampler seed makes the spec self-describing.
+            object.__setattr__(self, "random", {"seed": 0, **self.random})
+
+
+def spec_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> SweepSpec:
+    """Build a :class:`SweepSpec` from a parsed TOML document.
+
+    Raises
+    ------
+    ValueError
+        On unknown top-level keys or any invalid part; the message starts with ``source``.
+    """
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{source}: spec = {data!r} is invalid; allowed: a table")
+    unknown = sorted(set(data) - set(_TOP_LEVEL))
+    if unknown:
+        raise ValueError(f"{source}: unknown top-level keys {unknown}; allowed: "
+                         + ", ".join(_TOP_LEVEL))
+    if "name" not in data:
+        raise ValueError(f"{source}: 'name' is missing; allowed: name = \"<sweep name>\"")
+    try:
+        return SweepSpec(**copy.deepcopy(dict(data)))
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+
+
+def loads_spec(text: str, *, source: str = "<string>") -> SweepSpec:
+    """Parse a sweep spec from TOML text."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: not valid TOML: {exc}") from None
+    return spec_from_dict(data, source=source)
+
+
+def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
+    """Read and validate a sweep spec TOML file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.toml`` file.
+
+    Returns
+    -------
+    SweepSpec
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"path = {str(path)!r} is invalid; allowed: an existing TOML file")
+    return loads_spec(path.read_text(encoding="utf-8"), source=str(path))
+
+
+# --------------------------------------------------------------------------- expansion
+
+
+def point_id(point: Mapping[str, Any]) -> str:
+    """Stable id of a point: first 16 hex chars of sha256 of its sorted-key JSON.
+
+    >>> point_id({"b": 1, "a": 0.5}) == point_id({"a": 0.5, "b": 1})
+    True
+    """
+    try:
+        text = json.dumps(dict(point), sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"point = {point!r} is invalid; allowed: JSON-able values ({exc})") \
+            from None
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def _draw(dist: dict[str, Any], u: float) -> Any:
+    """Map one uniform ``u`` in [0, 1) to a value of ``dist`` (no version-dependent RNG)."""
+    kind, args = next(iter(dist.items()))
+    if kind == "choice":
+        return copy.deepcopy(args[min(int(u * len(args)), len(args) - 1)])
+    low, high = args
+    if kind == "randint":
+        return low + min(int(u * (high - low + 1)), high - low)
+    if kind == "loguniform":
+        value = math.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
+    else:
+        value = low + (high - low) * u
+    return float(min(max(value, low), high))  # rounding must not step outside the bounds
+
+
+def _random_samples(table: dict[str, Any]) -> list[Point]:
+    rng = random.Random(table["seed"])
+    keys = sorted(k for k in table if k not in ("n", "seed"))
+    return [{key: _draw(table[key], rng.random()) for key in keys} for _ in range(table["n"])]
+
+
+def _grid_combinations(grid: dict[str, list[Any]]) -> list[Point]:
+    combos: list[Point] = [{}]
+    for key, values in grid.items():  # first key varies slowest, as itertools.product
+        combos = [{**combo, key: value} for combo in combos for value in values]
+    return combos
+
+
+def expand(spec: SweepSpec) -> list[Point]:
+    """All points of ``spec`` in a deterministic order, duplicates dropped.
+
+    Order: grid combinations (first grid key slowest), and within each the random samples in
+    draw order.  Each point is a fresh dict (mutating it does not touch ``spec``).
+    """
+    samples = _random_samples(spec.random) if spec.random is not None else [{}]
+    points: list[Point] = []
+    seen: set[str] = set()
+    for combo in _grid_combinations(spec.grid):
+        for sample in samples:
+            point = copy.deepcopy({**spec.base, **combo, **sample})
+            pid = point_id(point)
+            if pid not in seen:
+                seen.add(pid)
+                points.append(point)
+    return points
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def resolve_run_fn(path: str, param: str = "run_fn") -> Callable[..., Any]:
+    """Import the callable named ``"package.module:function"`` (``function`` may be dotted).
+
+    Raises
+    ------
+    ValueError
+        If ``path`` is malformed or does not name an importable callable.
+    """
+    if not isinstance(path, str) or path.count(":") != 1 or not all(path.split(":")):
+        raise ValueError(f"{param} = {path!r} is invalid; allowed: 'package.module:function'")
+    module_name, attr = path.split(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{param} = {path!r} cannot be imported ({exc}); allowed: an "
+                         "importable 'package.module:function'") from None
+    if not callable(obj):
+        raise ValueError(f"{param} = {path!r} is not callable; allowed: a function")
+    return obj
+
+
+@functools.cache
+def software_versions() -> dict[str, str | None]:
+    """Versions of python, numpy, numba and analogsim in this process (numba not imported)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for dist in ("numpy", "numba", "analogsim"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    return versions
+
+
+def _init_worker(env: dict[str, str]) -> None:
+    """Pool initializer: re-assert the worker environment (the parent set it before spawn)."""
+    os.environ.update(env)
+
+
+def _normalise_result(raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"run function returned a {type(raw).__name__}; allowed: a dict with "
+                         f"keys {', '.join(_RESULT_KEYS)}")
+    missing = [key for key in _RESULT_KEYS if key not in raw]
+    if missing:
+        raise ValueError(f"run function result lacks keys {missing}; it has {sorted(raw)}")
+    # A JSON round trip here makes a non-serialisable result fail as *this point's* error
+    # (with its traceback) and gives every executor the same plain values to store.
+    plain = json.loads(to_json(raw))
+    extra = {k: v for k, v in plain.items() if k not in _RESULT_KEYS}
+    return {**{k: plain[k] for k in _RESULT_KEYS}, "extra": extra}
+
+
+def _execute_point(run_fn: str, pid: str, point: Point) -> Envelope:
+    """Run one point (in a worker) and wrap the outcome; never raises an ``Exception``."""
+    started_at, start = utc_now(), time.perf_counter()
+    try:
+        # A copy: a run function that edits its point must not change what gets stored.
+        result, error = _normalise_result(resolve_run_fn(run_fn)(copy.deepcopy(point))), None
+    except Exception:
+        result, error = None, traceback.format_exc()
+    return {"point_id": pid, "result": result, "error": error,
+            "wall_time": time.perf_counter() - start, "versions": software_versions(),
+            "started_at": started_at, "finished_at": utc_now()}
+
+
+def _lost_envelope(pid: str, error: str) -> Envelope:
+    """Outcome of a point whose worker never reported back."""
+    return {"point_id": pid, "result": None, "error": error, "wall_time": None,
+            "versions": None, "started_at": None, "finished_at": utc_now()}
+
+
+# --------------------------------------------------------------------------- executors
+
+
+@contextlib.contextmanager
+def _environ(env: dict[str, str]) -> Iterator[None]:
+    """Set ``env`` in ``os.environ`` for the block, then restore the previous values.
+
+    Spawned children copy the parent's environment when they start, so this is what puts the
+    variables in place before a worker imports numpy or numba.
+    """
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _iter_serial(run_fn: str, todo: list[tuple[str, Point]], dispatch: Dispatch
+                 ) -> Iterator[tuple[str, Point, Envelope]]:
+    for pid, point in todo:
+        dispatch([(pid, point)])
+        yield pid, point, _execute_point(run_fn, pid, point)
+
+
+def _collect(fut: Future, pid: str) -> tuple[Envelope, bool]:
+    """Envelope of a finished future, and whether its worker process died."""
+    try:
+        return fut.result(), False
+    except BrokenProcessPool:
+        return _lost_envelope(pid, "worker process died abruptly while this point or another "
+                                   "one in flight ran (crash or out-of-memory kill?)\n"
+                                   + traceback.format_exc()), True
+    except Exception:
+        return _lost_envelope(pid, traceback.format_exc()), False
+
+
+def _drain_pool(pool: ProcessPoolExecutor, run_fn: str, queue: deque[tuple[str, Point]],
+                width: int, dispatch: Dispatch) -> Iterator[tuple[str, Point, Envelope]]:
+    """Feed ``queue`` to ``pool`` ``width`` points at a time until done or the pool breaks."""
+    inflight: dict[Future, tuple[str, Point]] = {}
+    broken = False
+    while inflight or (queue and not broken):
+        while queue and not broken and len(inflight) < width:
+            pid, point = queue[0]
+            try:
+                fut = pool.submit(_execute_point, run_fn, pid, point)
+            except BrokenProcessPool:
+                broken = True
+                break
+            queue.popleft()
+            dispatch([(pid, point)])
+            inflight[fut] = (pid, point)
+        finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
+        for fut in finished:
+            pid, point = inflight.pop(fut)
+            envelope, died = _collect(fut, pid)
+            broken = broken or died
+            yield pid, point, envelope
+
+
+def _iter_local(run_fn: str, todo: list[tuple[str, Point]], workers: int, dispatch: Dispatch
+                ) -> Iterator[tuple[str, Point, Envelope]]:
+    queue = deque(todo)
+    context = multiprocessing.get_context("spawn")
+    with _environ(WORKER_ENV):
+        while queue:  # a new pool after a worker died; every round consumes >= 1 point
+            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                       initargs=(WORKER_ENV,))
+            try:
+                yield from _drain_pool(pool, run_fn, queue, workers, dispatch)
+            except BaseException:  # includes GeneratorExit and Ctrl-C: do not wait for runs
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown(wait=True)
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError("the dask executors need dask.distributed: "
+                          "pip install analogsim[dask]") from exc
+    return distributed
+
+
+def _dask_client(stack: contextlib.ExitStack, executor: str, workers: int) -> Any:
+    """A client on a new local cluster (``"dask-local"``) or on the scheduler at ``executor``."""
+    distributed = _import_distributed()
+    if executor != "dask-local":
+        return stack.enter_context(distributed.Client(executor))
+    import dask
+
+    # Nannies live in this process and spawn workers from its environment: set the variables
+    # here (restored afterwards) and in the pre-spawn config, which a nanny re-applies before
+    # it restarts a worker.
+    stack.enter_context(_environ(WORKER_ENV))
+    pre_spawn = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **WORKER_ENV}
+    stack.enter_context(dask.config.set({"distributed.nanny.pre-spawn-environ": pre_spawn}))
+    # The scheduler's HTTP server starts even without a dashboard, on port 8787 unless told
+    # otherwise: a free loopback port avoids clashing with another cluster on this machine.
+    cluster = stack.enter_context(distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True,
+        dashboard_address="127.0.0.1:0", env=dict(WORKER_ENV)))
+    return stack.enter_context(distributed.Client(cluster))
+
+
+def _iter_dask(run_fn: str, todo: list[tuple[str, Point]], executor: str, workers: int,
+               dispatch: Dispatch) -> Iterator[tuple[str, Point, Envelope]]:
+    distributed = _import_distributed()
+    with contextlib.ExitStack() as stack:
+        client = _dask_client(stack, executor, workers)
+        # The scheduler queues and balances the points itself, so all are submitted at once
+        # (and marked running in one transaction).  The random suffix keeps keys unique if
+        # two sweeps share a scheduler.
+        token = uuid.uuid4().hex[:8]
+        dispatch(todo)
+        futures = {client.submit(_execute_point, run_fn, pid, point, pure=False,
+                                 key=f"analogsim-{pid}-{token}"): (pid, point)
+                   for pid, point in todo}
+        for fut in distributed.as_completed(futures):
+            pid, point = futures.pop(fut)
+            envelope, _ = _collect(fut, pid)
+            fut.release()  # free the result on the cluster
+            yield pid, point, envelope
+
+
+# --------------------------------------------------------------------------- driver
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    """What a :func:`run_sweep` call did.
+
+    Attributes
+    ----------
+    name, store_path : str
+        Sweep name and results file.
+    total : int
+        Points in the sweep.
+    skipped : int
+        Points not run: already done, or failed with ``retry_failed=False``.
+    done, failed : int
+        Points run in this call that succeeded / failed.
+    wall_time : float
+        Seconds for the whole call.
+    failed_ids : tuple of str
+        Ids of the points that failed in this call.
+    """
+
+    name: str
+    store_path: str
+    total: int
+    skipped: int
+    done: int
+    failed: int
+    wall_time: float
+    failed_ids: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return (f"sweep {self.name!r}: {self.total} points, {self.skipped} skipped, "
+                f"{self.done} done, {self.failed} failed in {self.wall_time:.1f} s "
+                f"-> {self.store_path}")
+
+
+def _check_executor(executor: Any) -> None:
+    if not isinstance(executor, str) or not (executor in _NAMED_EXECUTORS
+                                             or _ADDRESS.match(executor)):
+        raise ValueError(f"executor = {executor!r} is invalid; allowed: "
+                         + ", ".join(repr(e) for e in _NAMED_EXECUTORS)
+                         + " or a dask scheduler address such as 'tcp://host:8786'")
+
+
+def _plan(points: list[tuple[str, Point]], statuses: dict[str, str], retry_failed: bool
+          ) -> list[tuple[str, Point]]:
+    keep = {"done"} if retry_failed else {"done", "failed"}
+    return [(pid, point) for pid, point in points if statuses.get(pid) not in keep]
+
+
+def _record(store: ResultsStore, sweep: str, pid: str, point: Point, env: Envelope) -> bool:
+    """Write one outcome (one transaction); ``True`` if the run succeeded."""
+    times = {"wall_time": env["wall_time"], "versions": env["versions"],
+             "started_at": env["started_at"], "finished_at": env["finished_at"]}
+    if env["result"] is None:
+        store.record_failed(pid, env["error"], sweep=sweep, point=point, **times)
+        return False
+    store.record_done(pid, sweep=sweep, point=point, **env["result"], **times)
+    return True
+
+
+def _record_all(store: ResultsStore, sweep: str,
+                outcomes: Iterator[tuple[str, Point, Envelope]], bar: tqdm
+                ) -> tuple[int, list[str]]:
+    """Write outcomes as they arrive; the number done and the ids that failed."""
+    done, failed_ids = 0, []
+    for pid, point, envelope in outcomes:
+        if _record(store, sweep, pid, point, envelope):
+            done += 1
+        else:
+            failed_ids.append(pid)
+            bar.set_postfix(failed=len(failed_ids))
+        bar.update(1)
+    return done, failed_ids
+
+
+def _iterate(run_fn: str, todo: list[tuple[str, Point]], executor: str, workers: int,
+             dispatch: Dispatch) -> Iterator[tuple[str, Point, Envelope]]:
+    if executor == "serial":
+        return _iter_serial(run_fn, todo, dispatch)
+    if executor == "local":
+        return _iter_local(run_fn, todo, workers, dispatch)
+    return _iter_dask(run_fn, todo, executor, workers, dispatch)
+
+
+def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.PathLike[str],
+              run_fn: str, executor: str = "local", max_workers: int | None = None,
+              progress: bool = True, *, retry_failed: bool = True,
+              warmup_fn: str | None = None) -> SweepReport:
+    """Run every point of ``spec`` not yet done, writing each result as it finishes.
+
+    Parameters
+    ----------
+    spec : SweepSpec or path
+        The sweep, or its TOML file.
+    store_path : path
+        SQLite results file (created if missing; shared by sweeps).
+    run_fn : str
+        ``"package.module:function"``, called as ``fn(point)`` in a worker.
+    executor : str
+        ``"local"``, ``"serial"``, ``"dask-local"`` or a dask scheduler address.
+    max_workers : int, optional
+        Worker processes for ``"local"`` and ``"dask-local"`` (default: the CPU count), capped
+        at the number of points to run.
+    progress : bool
+        Show a tqdm progress bar on stderr.
+    retry_failed : bool
+        Run points that failed before again (default) or keep their failure.
+    warmup_fn : str, optional
+        ``"package.module:function"`` called with no arguments in the driver before workers
+        start, e.g. to fill numba's cache (not called by the serial executor).
+
+    Returns
+    -------
+    SweepReport
+    """
+    start = time.perf_counter()
+    spec = spec if isinstance(spec, SweepSpec) else load_spec(spec)
+    _check_executor(executor)
+    if max_workers is not None:
+        _check_int("max_workers", max_workers, 1)
+    resolve_run_fn(run_fn)  # fail here, not once per point in the workers
+    warmup = resolve_run_fn(warmup_fn, "warmup_fn") if warmup_fn is not None else None
+    points = [(point_id(p), p) for p in expand(spec)]
+    with ResultsStore(store_path) as store:
+        todo = _plan(points, store.statuses(), retry_failed)
+        workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
+        if todo and warmup is not None and executor != "serial":
+            warmup()
+        with tqdm(total=len(points), initial=len(points) - len(todo), desc=spec.name,
+                  unit="run", file=sys.stderr, disable=not progress) as bar:
+            # closing(): on any error the pool or cluster shuts down now, not at garbage
+            # collection (the traceback would keep the generator alive).
+            with contextlib.closing(_iterate(
+                    run_fn, todo, executor, workers,
+                    lambda items: store.mark_running_many(items, sweep=spec.name))) as outcomes:
+                done, failed_ids = _record_all(store, spec.name, outcomes, bar)
+    return SweepReport(name=spec.name, store_path=str(store_path), total=len(points),
+                       skipped=len(points) - len(todo), done=done, failed=len(failed_ids),
+                       wall_time=time.perf_counter() - start, failed_ids=tuple(failed_ids))

@@ -1,0 +1,1 @@
+"""Hardware model: configuration, cost ledger, crossbar arrays and transpose emulation."""

@@ -1,0 +1,468 @@
+"""The forward-only crossbar array.
+
+A :class:`CrossbarArray` stores an ``n_out × n_in`` weight matrix as differential pairs of
+normalised conductances ``w = w_max (G+ - G-)`` split over tiles of ``tile.rows`` inputs ×
+``tile.cols`` outputs, and offers exactly three physical operations:
+
+``program(w)``              write-verify programming (noise, levels, stuck cells)
+``mvm(x)``                  a forward read ``y ≈ W x`` through DAC → array → noise → ADC
+``pulse_update(x, d, lr)``  an in-place rank-``B`` pulse update ``ΔW ≈ -lr Dᵀ X``
+
+plus ``advance_clock(seconds)`` for drift. **There is no transposed read** and no method that
+returns the stored weights: ``Wᵀ δ`` is obtained only through a strategy in
+:mod:`analogsim.hardware.transpose`, and inspection for tests lives in :mod:`analogsim.oracle`.
+Hardware whose configuration says ``periphery.bidirectional = true`` is built as a
+:class:`BidirectionalArray`, which adds ``mvm_transposed``.
+
+Every operation charges the array's :class:`~analogsim.hardware.ledger.Ledger` (or the one
+passed in) with exact counts.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+import numpy as np
+
+from ..kernels import (
+    adc_read,
+    dac_encode,
+    make_key,
+    pulse_update_expected,
+    pulse_update_stochastic,
+)
+from .config import HardwareConfig
+from .ledger import Ledger
+
+__all__ = ["CrossbarArray", "BidirectionalArray", "ArrayListener", "make_array", "check_batch"]
+
+# Stream ids for the counter-based generator: one per kind of random event.
+_READ_STREAM, _UPDATE_STREAM = 1, 2
+
+
+class ArrayListener(Protocol):
+    """Receives the *intended* operations of an array (shadow copies, twin arrays)."""
+
+    def on_program(self, w: np.ndarray) -> None: ...
+
+    def on_update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None: ...
+
+    def on_clock(self, seconds: float) -> None: ...
+
+
+def check_batch(name: str, x: object, width: int) -> np.ndarray:
+    """Validate a batch of vectors: float32 ndarray of shape ``(B ≥ 1, width)``.
+
+    Returns a C-contiguous view/copy (layout only; values and dtype are never changed).
+    Finiteness is checked inside the kernels, on the pass that reads the data anyway.
+    """
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(x).__name__}")
+    if x.dtype != np.float32:
+        raise TypeError(f"{name}.dtype = {x.dtype} is not allowed; allowed: float32 "
+                        "(convert explicitly with .astype(np.float32))")
+    if x.ndim != 2 or x.shape[1] != width or x.shape[0] < 1:
+        raise ValueError(f"{name}.shape = {x.shape} is invalid; allowed: (batch >= 1, {width})")
+    return np.ascontiguousarray(x)
+
+
+def _starts(n: int, size: int) -> np.ndarray:
+    """Block boundaries ``[0, size, 2 size, …, n]`` of a tiled dimension (int64)."""
+    return np.append(np.arange(0, n, size, dtype=np.int64), np.int64(n))
+
+
+class CrossbarArray:
+    """A forward-only analog array holding an ``n_out × n_in`` matrix.
+
+    Parameters
+    ----------
+    n_out, n_in : int
+        Matrix shape (outputs × inputs).
+    hw : HardwareConfig
+        The physical description.
+    seed : int
+        Seeds device variation, stuck cells, programming noise and every read/update draw.
+    ledger : Ledger, optional
+        Where operations are charged (a fresh root ledger if omitted).
+    """
+
+    def __init__(self, n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
+                 ledger: Ledger | None = None) -> None:
+        for pname, v in (("n_out", n_out), ("n_in", n_in)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= 1")
+        if not isinstance(hw, HardwareConfig):
+            raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed = {seed!r} is invalid; allowed: an integer >= 0")
+        self.n_out, self.n_in, self.hw, self.seed = int(n_out), int(n_in), hw, int(seed)
+        self.ledger = ledger if ledger is not None else Ledger("array")
+        self._read_key = make_key(self.seed, _READ_STREAM)
+        self._update_key = make_key(self.seed, _UPDATE_STREAM)
+        self._read_counter = 0
+        self._update_counter = 0
+        self._listeners: list[ArrayListener] = []
+        self._in_starts = _starts(self.n_in, hw.tile.rows)
+        self._out_starts = _starts(self.n_out, hw.tile.cols)
+        self._rng = np.random.default_rng([self.seed, 0xA11A])
+        self._init_devices()
+        self._bounds = np.full((len(self._out_starts) - 1, len(self._in_starts) - 1),
+                               hw.adc.out_bound, dtype=np.float32)
+        self._w_cache: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ construction
+    def _init_devices(self) -> None:
+        """Draw device-to-device variation, stuck devices and drift exponents (once)."""
+        dev, shape, rng = self.hw.device, (self.n_out, self.n_in), self._rng
+        # Log-normal with median 1: a physical step is never negative.
+        f_up = np.exp(dev.dtod * rng.standard_normal(shape))
+        f_dn = np.exp(dev.dtod * rng.standard_normal(shape))
+        self._alpha_up = (dev.alpha * (1.0 + dev.up_down) * f_up).astype(np.float32)
+        self._alpha_down = (dev.alpha * (1.0 - dev.up_down) * f_dn).astype(np.float32)
+        self._gp = np.full(shape, 0.5, dtype=np.float32)
+        self._gm = np.full(shape, 0.5, dtype=np.float32)
+        self._frozen_p = np.zeros(shape, dtype=np.uint8)
+        self._frozen_m = np.zeros(shape, dtype=np.uint8)
+        for g, frozen in ((self._gp, self._frozen_p), (self._gm, self._frozen_m)):
+            u = rng.random(shape)
+            on = u < dev.stuck_on
+            off = (u >= dev.stuck_on) & (u < dev.stuck_on + dev.stuck_off)
+            g[on], g[off] = 1.0, 0.0
+            frozen[on | off] = 1
+        self._nu_p = self._nu_m = None
+        if dev.drift_nu > 0.0 or dev.drift_nu_std > 0.0:
+            # ν < 0 would mean conductances *grow* with time; physical spread is one-sided.
+            self._nu_p = np.maximum(dev.drift_nu + dev.drift_nu_std * rng.standard_normal(shape),
+                                    0.0).astype(np.float32)
+            self._nu_m = np.maximum(dev.drift_nu + dev.drift_nu_std * rng.standard_normal(shape),
+                                    0.0).astype(np.float32)
+        self.clock = 0.0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_out, self.n_in)
+
+    @property
+    def n_tiles(self) -> int:
+        return (len(self._in_starts) - 1) * (len(self._out_starts) - 1)
+
+    def subscribe(self, listener: ArrayListener) -> None:
+        """Register a listener for intended programs, updates and clock advances."""
+        self._listeners.append(listener)
+
+    # ------------------------------------------------------------------ programming
+    def program(self, w: np.ndarray, *, ledger: Ledger | None = None) -> None:
+        """Write-verify programming of target weights ``w`` (device units).
+
+        ``G± = clip((1 ± w/w_max)/2 + σ_prog ξ, 0, 1)``, then rounded to ``levels`` states;
+        stuck devices keep their value; the drift clock restarts at 0. Charges
+        ``2·n_cells·verify_iterations`` program-verify cycles.
+        """
+        w = self._check_weights(w)
+        dev, noise = self.hw.device, self.hw.noise
+        for g, frozen, sign in ((self._gp, self._frozen_p, 1.0), (self._gm, self._frozen_m, -1.0)):
+            target = 0.5 * (1.0 + sign * w / dev.w_max)
+            if noise.prog_noise > 0.0:
+                target = target + noise.prog_noise * self._rng.standard_normal(w.shape)
+            # The device's physical conductance range is [0, G_max]: a programming error
+            # cannot push it outside.
+            target = np.clip(target, 0.0, 1.0)
+            if dev.levels is not None:
+                target = np.rint(target * (dev.levels - 1)) / (dev.levels - 1)
+            free = frozen == 0
+            g[free] = target[free].astype(np.float32)
+        self.clock = 0.0
+        self._w_cache = None
+        if self.hw.adc.range_mode == "calibrated":
+            self._calibrate(w)
+        per = self.hw.periphery.verify_iterations
+        n_cells = self.n_out * self.n_in
+        (ledger or self.ledger).charge(
+            write_verify=2 * n_cells * per,
+            verify_cycles=2 * per * min(self.n_in, self.hw.tile.rows),
+            mem_bytes=n_cells * self.hw.periphery.digital_bits // 8,
+        )
+        for lst in self._listeners:
+            lst.on_program(w.copy())
+
+    def _check_weights(self, w: object) -> np.ndarray:
+        if not isinstance(w, np.ndarray) or w.dtype.kind != "f":
+            raise TypeError(f"w must be a floating numpy.ndarray, got {type(w).__name__}"
+                            + (f" of {w.dtype}" if isinstance(w, np.ndarray) else ""))
+        if w.shape != self.shape:
+            raise ValueError(f"w.shape = {w.shape} is invalid; allowed: {self.shape}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("w contains NaN or Inf; allowed: finite values")
+        wmax = self.hw.device.w_max
+        peak = float(np.max(np.abs(w)))
+        if peak > wmax:
+            raise ValueError(f"w has max|w| = {peak:.6g} outside the device range; allowed: "
+                             f"|w| <= device.w_max = {wmax} (scale the weights digitally)")
+        return np.asarray(w, dtype=np.float64)
+
+    def _calibrate(self, w: np.ndarray) -> None:
+        """Set each tile's ADC bound to a fraction of its worst-case output ``max_i Σ_j|w_ij|``."""
+        frac = self.hw.adc.out_bound
+        absw = np.abs(w)
+        for r in range(len(self._out_starts) - 1):
+            r0, r1 = self._out_starts[r], self._out_starts[r + 1]
+            for c in range(len(self._in_starts) - 1):
+                c0, c1 = self._in_starts[c], self._in_starts[c + 1]
+                worst = float(absw[r0:r1, c0:c1].sum(axis=1).max())
+                # An all-zero tile still needs a positive full scale: one LSB of a full cell.
+                self._bounds[r, c] = max(frac * worst, 1e-6 * self.hw.device.w_max)
+        self.ledger.charge(digital_adds=self.n_out * self.n_in)
+
+    # ------------------------------------------------------------------ reading
+    def _weights(self) -> np.ndarray:
+        """Effective weights ``w_max (G+ - G-)`` as read by the periphery (cached)."""
+        if self._w_cache is None:
+            self._w_cache = (np.float32(self.hw.device.w_max) * (self._gp - self._gm))
+        return self._w_cache
+
+    def mvm(self, x: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
+        """Forward read ``y = ADC(W · DAC(x) + noise)`` for a batch ``x`` of shape (B, n_in).
+
+        Returns float32 (B, n_out). Each call draws fresh noise. With ``maxabs`` DAC
+        scaling the result is rescaled digitally by each sample's ``max|x|``.
+        """
+        x = check_batch("x", x, self.n_in)
+        return _analog_read(self, x, self._weights(), self._in_starts, self._out_starts,
+                            self._bounds, ledger or self.ledger)
+
+    # ------------------------------------------------------------------ updating
+    def pulse_update(self, x: np.ndarray, d: np.ndarray, lr: float, *,
+                     ledger: Ledger | None = None) -> None:
+        """In-place pulse update with expected value ``ΔW = -lr Dᵀ X`` (device units).
+
+        Parameters
+        ----------
+        x : float32 (B, n_in)
+            Inputs (row/column drive on the input side).
+        d : float32 (B, n_out)
+            Errors on the output side.
+        lr : float
+            Learning rate (> 0) in device units per unit of ``d·x``.
+        """
+        x = check_batch("x", x, self.n_in)
+        d = check_batch("d", d, self.n_out)
+        if d.shape[0] != x.shape[0]:
+            raise ValueError(f"d.shape[0] = {d.shape[0]} differs from x.shape[0] = "
+                             f"{x.shape[0]}; allowed: the same batch size")
+        if not isinstance(lr, (int, float, np.floating)) or not math.isfinite(lr) or lr <= 0:
+            raise ValueError(f"lr = {lr!r} is invalid; allowed: a finite number > 0")
+        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(d))):
+            raise ValueError("x or d contains NaN or Inf; allowed: finite values")
+        dev, upd = self.hw.device, self.hw.update
+        common = dict(alpha_up=self._alpha_up, alpha_down=self._alpha_down,
+                      frozen_p=self._frozen_p, frozen_m=self._frozen_m,
+                      soft=dev.bounds == "soft", ctoc=dev.ctoc, key=self._update_key,
+                      counter=self._update_counter)
+        if upd.mode == "expected":
+            dw = np.matmul(d.T, x)
+            dw *= np.float32(-lr)
+            n_pulses, n_clip = pulse_update_expected(self._gp, self._gm, dw, dw_min=dev.dw_min,
+                                                     max_pulses=upd.bl * x.shape[0], **common)
+        else:
+            n_pulses, n_clip = pulse_update_stochastic(
+                self._gp, self._gm, x, d, float(lr), bl=upd.bl, dw_min=dev.dw_min,
+                update_management=upd.update_management, **common)
+        self._update_counter += 1
+        self._w_cache = None
+        (ledger or self.ledger).charge(write_pulses=n_pulses, pulse_clips=n_clip,
+                                       update_cycles=x.shape[0] * upd.bl,
+                                       dac_conversions=x.shape[0] * (self.n_in + self.n_out))
+        for lst in self._listeners:
+            lst.on_update(x, d, float(lr))
+
+    # ------------------------------------------------------------------ time
+    def advance_clock(self, seconds: float) -> None:
+        """Let ``seconds`` pass: ``G ← G ((t + Δt + t0)/(t + t0))^(-ν)`` per device (drift)."""
+        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"seconds = {seconds!r} is invalid; allowed: a finite number >= 0")
+        t0 = self.hw.device.drift_t0
+        if self._nu_p is not None and seconds > 0:
+            ratio = (self.clock + seconds + t0) / (self.clock + t0)
+            for g, nu, frozen in ((self._gp, self._nu_p, self._frozen_p),
+                                  (self._gm, self._nu_m, self._frozen_m)):
+                factor = np.power(np.float32(ratio), -nu).astype(np.float32)
+                g *= np.where(frozen == 1, np.float32(1.0), factor)
+            self._w_cache = None
+        self.clock += float(seconds)
+        for lst in self._listeners:
+            lst.on_clock(float(seconds))
+
+    # ------------------------------------------------------------------ checkpoints
+    _STATE = ("_gp", "_gm", "_alpha_up", "_alpha_down", "_frozen_p", "_frozen_m", "_bounds")
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Device state as arrays (conductances, variation, stuck masks, drift, counters)."""
+        out = {k.lstrip("_"): getattr(self, k).copy() for k in self._STATE}
+        if self._nu_p is not None:
+            out["nu_p"], out["nu_m"] = self._nu_p.copy(), self._nu_m.copy()
+        out["counters"] = np.array([self._read_counter, self._update_counter], dtype=np.int64)
+        out["clock"] = np.array(self.clock, dtype=np.float64)
+        out["rng_state"] = _rng_to_array(self._rng)
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore :meth:`state_dict` output (shapes and dtypes are checked)."""
+        for k in self._STATE:
+            cur = getattr(self, k)
+            new = _checked_state(state, k.lstrip("_"), cur.shape, cur.dtype)
+            setattr(self, k, new.copy())
+        if self._nu_p is not None:
+            self._nu_p = _checked_state(state, "nu_p", self.shape, np.float32).copy()
+            self._nu_m = _checked_state(state, "nu_m", self.shape, np.float32).copy()
+        counters = _checked_state(state, "counters", (2,), np.int64)
+        self._read_counter, self._update_counter = int(counters[0]), int(counters[1])
+        self.clock = float(_checked_state(state, "clock", (), np.float64))
+        _rng_from_array(self._rng, _checked_state(state, "rng_state", None, np.uint64))
+        self._w_cache = None
+
+
+class BidirectionalArray(CrossbarArray):
+    """An array whose periphery can also drive columns and sense rows (``Wᵀ v`` at forward cost).
+
+    Built by :func:`make_array` only when ``hw.periphery.bidirectional`` is true: this is the
+    assumption most simulators make silently; here it is a hardware property you opt into.
+    """
+
+    def __init__(self, n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
+                 ledger: Ledger | None = None) -> None:
+        if not hw.periphery.bidirectional:
+            raise ValueError("periphery.bidirectional = False: this hardware has no transposed "
+                             "read; allowed: set periphery.bidirectional = true, or use a "
+                             "transpose strategy ('probe', 'shadow', 'twin')")
+        super().__init__(n_out, n_in, hw, seed=seed, ledger=ledger)
+
+    def mvm_transposed(self, d: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
+        """Transposed read ``Wᵀ d`` through the same DAC/ADC path: (B, n_out) → (B, n_in)."""
+        d = check_batch("d", d, self.n_out)
+        return _analog_read(self, d, self._weights().T, self._out_starts, self._in_starts,
+                            self._bounds.T, ledger or self.ledger)
+
+
+def make_array(n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
+               ledger: Ledger | None = None) -> CrossbarArray:
+    """Build the array kind the hardware describes (bidirectional only if the config says so)."""
+    cls = BidirectionalArray if hw.periphery.bidirectional else CrossbarArray
+    return cls(n_out, n_in, hw, seed=seed, ledger=ledger)
+
+
+# ---------------------------------------------------------------------- the read path
+
+
+def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np.ndarray,
+                 out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger) -> np.ndarray:
+    """DAC → per input block BLAS product → noise + ADC accumulate; range management; charge."""
+    hw = arr.hw
+    xq, scale, sqnorm, n_clip = dac_encode(x, bits=hw.dac.bits, input_range=hw.dac.input_range,
+                                           maxabs=hw.dac.scaling == "maxabs",
+                                           col_starts=in_starts)
+    out, sat_rows, n_sat = _read_encoded(arr, xq, scale, sqnorm, w, in_starts, out_starts,
+                                         bounds)
+    n_reads = x.shape[0]
+    tries = 0
+    while hw.adc.manage_range and tries < hw.adc.max_retries and sat_rows.any():
+        # Re-read saturated samples with the DAC input halved; the digital periphery
+        # doubles their result. Each re-read is a full read and is charged as one.
+        idx = np.flatnonzero(sat_rows)
+        xq2, _, sq2, _ = dac_encode(np.ascontiguousarray(xq[idx] * np.float32(0.5)),
+                                    bits=hw.dac.bits, input_range=1.0, maxabs=False,
+                                    col_starts=in_starts)
+        sc2 = np.ascontiguousarray(scale[idx] * np.float32(2.0))
+        out2, sat2, n2 = _read_encoded(arr, xq2, sc2, sq2, w, in_starts, out_starts, bounds)
+        out[idx] = out2
+        n_sat += n2
+        sat_rows = np.zeros_like(sat_rows)
+        sat_rows[idx] = sat2
+        xq[idx], scale[idx] = xq2, sc2
+        n_reads += idx.size
+        tries += 1
+    _charge_read(arr, ledger, n_reads, x.shape[1], out.shape[1], len(in_starts) - 1,
+                 len(out_starts) - 1, n_sat, n_clip)
+    return out
+
+
+def _read_encoded(arr: CrossbarArray, xq: np.ndarray, scale: np.ndarray, sqnorm: np.ndarray,
+                  w: np.ndarray, in_starts: np.ndarray, out_starts: np.ndarray,
+                  bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    hw = arr.hw
+    batch, n_out = xq.shape[0], w.shape[0]
+    out = np.zeros((batch, n_out), dtype=np.float32)
+    sat_rows = np.zeros(batch, dtype=np.bool_)
+    n_sat = 0
+    row_tile = int(out_starts[1] - out_starts[0]) if len(out_starts) > 2 else n_out
+    for k in range(len(in_starts) - 1):
+        c0, c1 = in_starts[k], in_starts[k + 1]
+        if len(in_starts) == 2:
+            y = np.matmul(xq, w.T)
+        else:
+            y = np.matmul(xq[:, c0:c1], w[:, c0:c1].T)
+        n, rows = adc_read(y, out, sqnorm_block=np.ascontiguousarray(sqnorm[:, k]), scale=scale,
+                           read_std=hw.device.w_max * hw.noise.read_noise,
+                           out_std=hw.noise.out_noise, bits=hw.adc.bits,
+                           bounds=np.ascontiguousarray(bounds[:, k]), row_tile=row_tile,
+                           key=arr._read_key, counter=arr._read_counter)
+        arr._read_counter += 1
+        n_sat += int(n)
+        sat_rows |= rows
+    return out, sat_rows, n_sat
+
+
+def _charge_read(arr: CrossbarArray, ledger: Ledger, n_vec: int, n_in: int, n_out: int,
+                 in_tiles: int, out_tiles: int, n_sat: int, n_clip: int) -> None:
+    """Charge one batched read: every tile converts its own inputs and columns."""
+    hw = arr.hw
+    dac = n_vec * n_in * out_tiles
+    maxabs = hw.dac.scaling == "maxabs"
+    word = hw.periphery.digital_bits // 8
+    ledger.charge(
+        mvm=n_vec * in_tiles * out_tiles,
+        read_cycles=n_vec,
+        dac_conversions=dac,
+        dac_bits=dac * (hw.dac.bits or 8),
+        dac_clips=n_clip,
+        adc_conversions=n_vec * n_out * in_tiles,
+        adc_saturations=n_sat,
+        cell_reads=n_vec * n_in * n_out,
+        # Partial sums of input tiles are added digitally; max-abs scaling costs a
+        # comparison per input and a multiply per input and per output.
+        digital_adds=n_vec * n_out * (in_tiles - 1) + (n_vec * n_in if maxabs else 0),
+        digital_mults=n_vec * (n_in + n_out) if maxabs else 0,
+        mem_bytes=n_vec * (n_in + n_out) * word,
+    )
+
+
+def _checked_state(state: dict[str, np.ndarray], key: str, shape: tuple | None,
+                   dtype: object) -> np.ndarray:
+    if key not in state:
+        raise ValueError(f"array state is missing {key!r}")
+    v = np.asarray(state[key])
+    if (shape is not None and v.shape != tuple(shape)) or v.dtype != np.dtype(dtype):
+        raise ValueError(f"array state {key!r} has shape {v.shape} and dtype {v.dtype}; "
+                         f"allowed: shape {shape} and dtype {np.dtype(dtype)}")
+    return v
+
+
+def _rng_to_array(rng: np.random.Generator) -> np.ndarray:
+    """PCG64 state as uint64 words (checkpointable without pickle)."""
+    st = rng.bit_generator.state
+    s, inc = st["state"]["state"], st["state"]["inc"]
+    words = [s >> 64, s & (2**64 - 1), inc >> 64, inc & (2**64 - 1),
+             st["has_uint32"], st["uinteger"]]
+    return np.array(words, dtype=np.uint64)
+
+
+def _rng_from_array(rng: np.random.Generator, a: np.ndarray) -> None:
+    w = [int(v) for v in a]
+    if len(w) != 6:
+        raise ValueError(f"rng_state has {len(w)} words; allowed: 6")
+    rng.bit_generator.state = {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4], "uinteger": w[5],
+    }
+

@@ -1,0 +1,20 @@
+"""Numba kernels: the only package that imports numba (options live in :mod:`._numba`).
+
+Public functions validate their inputs (dtype, shape, contiguity, finiteness), allocate
+outputs and call private parallel drivers; every random number comes from the
+counter-based generator in :mod:`.rng`, so results do not depend on the thread count.
+"""
+
+from .read import adc_read, dac_encode
+from .rng import make_key, normal, uniform
+from .update import pulse_update_expected, pulse_update_stochastic
+
+__all__ = [
+    "make_key",
+    "uniform",
+    "normal",
+    "dac_encode",
+    "adc_read",
+    "pulse_update_expected",
+    "pulse_update_stochastic",
+]

@@ -1,0 +1,71 @@
+"""Run functions for the sweep tests, importable by spawned and dask worker processes.
+
+Results depend only on the point (a numpy generator seeded from the point's JSON), so the
+serial, local and dask executors must store identical values.  Where the run happened (process
+id, environment) goes to extra keys, which the executors are allowed to differ on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+
+ENV_KEYS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: Calls of :func:`warm` in this process (the driver's, when used as ``warmup_fn``).
+WARMED: list[int] = []
+
+
+def _rng(point: dict) -> np.random.Generator:
+    digest = hashlib.sha256(json.dumps(point, sort_keys=True).encode()).hexdigest()
+    return np.random.default_rng(int(digest[:8], 16))
+
+
+def ok(point: dict) -> dict:
+    """Deterministic fake training run; numpy scalars on purpose (the store converts them)."""
+    rng = _rng(point)
+    losses = np.sort(rng.random(3).astype(np.float32))[::-1]
+    return {
+        "config": {"point": point, "layers": [4, 3]},
+        "metrics": [{"epoch": e, "loss": losses[e]} for e in range(3)],
+        "ledger": {"energy_pj": rng.random() * 1e3, "reads": np.int64(rng.integers(100))},
+        "summary": {"test_accuracy": rng.random(), "energy_per_sample_pj": rng.random()},
+        "worker": {"pid": os.getpid(), "env": {k: os.environ.get(k) for k in ENV_KEYS}},
+    }
+
+
+def boom(point: dict) -> dict:
+    """Like :func:`ok` but raises for odd seeds."""
+    if point.get("seed", 0) % 2 == 1:
+        raise ValueError(f"boom at seed {point['seed']}")
+    return ok(point)
+
+
+def slow(point: dict) -> dict:
+    """Like :func:`ok` after sleeping ``point["sleep"]`` seconds (default 0.2)."""
+    time.sleep(point.get("sleep", 0.2))
+    return ok(point)
+
+
+def die(point: dict) -> dict:
+    """The worker process exits at once for seed 1 (a crash); other points are :func:`slow`.
+
+    The others being slow keeps the crash inside the first two points in flight.
+    """
+    if point.get("seed") == 1:
+        os._exit(3)
+    return slow(point)
+
+
+def bad(point: dict) -> dict:
+    """Returns a result without the required keys."""
+    return {"summary": {"x": 1}}
+
+
+def warm() -> None:
+    """Warm-up hook: records that it ran in this process."""
+    WARMED.append(os.getpid())
