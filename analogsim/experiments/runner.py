@@ -1,0 +1,210 @@
+"""One training run: build the network on the hardware, train a rule, evaluate, report costs.
+
+:func:`train` is what the CLI's ``train``, the main job and every sweep point call. It returns
+a plain dict (JSON-serialisable) with the resolved config, per-epoch metrics, ledger totals and
+the summary figures users compare rules by:
+
+``test_accuracy``, ``train_loss``
+    after the last epoch.
+``energy_per_sample_pj``
+    training energy (forward, error computation, transpose, feedback, updates; not the
+    one-off programming nor evaluation) per training sample.
+``transpose_energy_share``
+    fraction of that energy spent in ``transpose`` scopes (BP's emulation of ``Wᵀδ``).
+``critical_path_ns``
+    mean critical-path latency of one training step (see :class:`~analogsim.rules.Schedule`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..hardware.config import HardwareConfig
+from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
+from ..layers.network import ModelConfig, Network, build_network
+from ..rules import RULES, SGD, Trainer, get_rule
+from .data import Dataset, load_dataset, onehot
+
+__all__ = ["TrainConfig", "train", "build_run", "ledger_report"]
+
+TRANSPOSES = ("probe", "shadow", "twin", "bidirectional")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train and how (validated on construction).
+
+    ``transpose`` is used by rules that need ``Wᵀδ`` (``bp``, and the ``hybrid``/``dni``/``dtp``
+    options that take a gradient step through a transpose); others ignore it.
+    """
+
+    rule: str = "dfa"
+    dataset: str = "digits"
+    epochs: int = 5
+    batch_size: int = 32
+    lr: float = 0.05
+    lr_eps: float = 0.01
+    lr_aux: float = 0.01
+    seed: int = 0
+    transpose: str = "probe"
+    refresh: int = 1
+    staleness: int = 0
+    rule_options: dict = field(default_factory=dict, hash=False)
+    data_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"train.rule = {self.rule!r} is unknown; allowed: "
+                             + ", ".join(RULES))
+        for name, lo, hi in (("epochs", 1, 100_000), ("batch_size", 1, 1_000_000),
+                             ("seed", 0, 2**31 - 1), ("refresh", 1, 1_000_000),
+                             ("staleness", 0, 1000)):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                raise ValueError(f"train.{name} = {v!r} is invalid; allowed: an integer in "
+                                 f"[{lo}, {hi}]")
+        for name in ("lr", "lr_eps", "lr_aux"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1e3:
+                raise ValueError(f"train.{name} = {v!r} is invalid; allowed: a number in "
+                                 "[0, 1000]")
+        if self.transpose not in TRANSPOSES:
+            raise ValueError(f"train.transpose = {self.transpose!r} is unknown; allowed: "
+                             + ", ".join(TRANSPOSES))
+        if not isinstance(self.rule_options, dict):
+            raise ValueError(f"train.rule_options = {self.rule_options!r} is invalid; allowed: "
+                             "a table of rule options")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_run(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, n_in: int, n_out: int
+              ) -> Trainer:
+    """Build network, rule and trainer (the network's I/O sizes follow the data)."""
+    sizes = (n_in, *model.sizes[1:-1], n_out)
+    model = model.replace(sizes=sizes)
+    rule = get_rule(cfg.rule, seed=cfg.seed, **cfg.rule_options)
+    transpose = cfg.transpose if rule.needs_transpose else None
+    zero = getattr(rule, "zero_init", False) or model.init == "zero"
+    net = build_network(model, hw, seed=cfg.seed, transpose=transpose, refresh=cfg.refresh,
+                        zero_hidden_init=zero)
+    rule.build(net)
+    return Trainer(net, rule, SGD(cfg.lr, cfg.lr_eps, cfg.lr_aux), staleness=cfg.staleness)
+
+
+def _transpose_counts(ledger: Ledger) -> dict[str, int]:
+    out = dict.fromkeys(ledger.totals(), 0)
+    for node in ledger.walk():
+        if node.name == "transpose":
+            for k, v in node.totals().items():
+                out[k] += v
+    return out
+
+
+def _sub(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {k: a[k] - b.get(k, 0) for k in a}
+
+
+class _Accounting:
+    """Training counts = totals − set-up (programming at build) − evaluation reads."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.setup = ledger.totals()
+        self.setup_tr = _transpose_counts(ledger)
+        self.evaluation = dict.fromkeys(self.setup, 0)
+
+    def evaluate(self, fn: Callable[[], Any]) -> Any:
+        before = self.ledger.totals()
+        out = fn()
+        for k, v in _sub(self.ledger.totals(), before).items():
+            self.evaluation[k] += v
+        return out
+
+    def training(self) -> tuple[dict[str, int], dict[str, int]]:
+        counts = _sub(_sub(self.ledger.totals(), self.setup), self.evaluation)
+        return counts, _sub(_transpose_counts(self.ledger), self.setup_tr)
+
+
+def ledger_report(counts: dict[str, int], tr_counts: dict[str, int], hw: HardwareConfig,
+                  n_samples: int) -> dict[str, Any]:
+    """Energy per sample, transpose share and per-kind breakdown of training counts."""
+    bits = hw.adc.bits
+    total = energy_pj(counts, hw.cost, bits)
+    tr = energy_pj(tr_counts, hw.cost, bits)
+    return {
+        "energy_per_sample_pj": total / max(n_samples, 1),
+        "transpose_energy_share": tr / total if total > 0 else 0.0,
+        "energy_breakdown_pj": energy_breakdown_pj(counts, hw.cost, bits),
+    }
+
+
+def _labels(ds: Dataset, y: np.ndarray) -> np.ndarray:
+    return onehot(y, ds.n_classes) if ds.n_classes else y.astype(np.float32)
+
+
+def _evaluate(net: Network, ds: Dataset, split: str) -> tuple[float, float]:
+    x, y = ds.get_split(split)
+    loss, acc = net.evaluate(x, _labels(ds, y))
+    return loss, (acc if ds.n_classes else float("nan"))
+
+
+def train(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, *,
+          dataset: Dataset | None = None, on_epoch: Callable[[dict], None] | None = None,
+          trainer: Trainer | None = None, start_epoch: int = 0) -> dict[str, Any]:
+    """Train ``cfg.rule`` on ``model`` built on ``hw``; return the run record (see module doc).
+
+    ``trainer``/``start_epoch`` resume a run restored from a checkpoint.
+    """
+    ds = dataset if dataset is not None else load_dataset(
+        cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
+    tr = trainer or build_run(hw, model, cfg, ds.n_features, ds.n_outputs)
+    net = tr.net
+    acct = _Accounting(net.ledger)
+    t0 = time.perf_counter()
+    epochs: list[dict[str, Any]] = []
+    n_seen, cp_sum, n_steps = 0, 0.0, 0
+    for epoch in range(start_epoch, cfg.epochs):
+        rng = np.random.default_rng([cfg.seed, epoch, 0xDA7A])
+        loss_sum = 0.0
+        for xb, yb in ds.batches("train", cfg.batch_size, rng):
+            res = tr.step(xb, _labels(ds, yb))
+            loss_sum += res.loss * len(xb)
+            n_seen += len(xb)
+            cp_sum += res.critical_path_ns
+            n_steps += 1
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / len(ds.x_train)}
+        record["val_loss"], record["val_accuracy"] = acct.evaluate(
+            lambda: _evaluate(net, ds, "val"))
+        epochs.append(record)
+        if on_epoch is not None:
+            on_epoch(record)
+    test_loss, test_acc = acct.evaluate(lambda: _evaluate(net, ds, "test"))
+    counts, tr_counts = acct.training()
+    rep = ledger_report(counts, tr_counts, hw, n_seen)
+    nan = float("nan")
+    return {
+        "config": {"hardware": hw.to_dict(), "model": net.config.to_dict(),
+                   "train": cfg.to_dict()},
+        "metrics": {
+            "test_accuracy": test_acc, "test_loss": test_loss,
+            "train_loss": epochs[-1]["train_loss"] if epochs else nan,
+            "val_accuracy": epochs[-1]["val_accuracy"] if epochs else nan,
+            "energy_per_sample_pj": rep["energy_per_sample_pj"],
+            "transpose_energy_share": rep["transpose_energy_share"],
+            "critical_path_ns": cp_sum / max(n_steps, 1),
+            "wall_time_s": time.perf_counter() - t0,
+        },
+        "epochs": epochs,
+        "ledger": counts,
+        "energy_breakdown_pj": rep["energy_breakdown_pj"],
+        "trainer": tr,
+    }

@@ -1,0 +1,282 @@
+r"""Linear layers: weights on forward-only crossbar tiles (analog) or in float32 (digital).
+
+Both compute :math:`u = W x + b`, :math:`h = f(u)` for a batch ``x`` of shape ``(B, n_in)``.
+
+Analog layers keep ``W = s·W_dev``: the device weights ``W_dev`` live on a
+:class:`~analogsim.hardware.array.CrossbarArray` (tiled as the hardware config says) and the
+digital periphery multiplies each output by the fixed scale ``s`` and adds the bias ``b``.
+``s`` is chosen once, at construction, so that the initial weight bound maps to
+``w_max / headroom`` — room for the weights to grow. A weight step ``ΔW = -η δᵀx`` is
+therefore the device step ``ΔW_dev = -(η/s) δᵀx``, delivered as pulses.
+
+What a layer offers the learning rules — and nothing else:
+
+* :meth:`forward` / :meth:`read` (forward array reads),
+* :meth:`update` (pulses on the array; digital bias step),
+* :meth:`backward_input` (``Wᵀδ``), **only** through the transpose strategy the layer was
+  built with; without one it raises :class:`TransposeRequiredError`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..hardware.array import check_batch, make_array
+from ..hardware.config import HardwareConfig
+from ..hardware.ledger import Ledger
+from ..hardware.transpose import STRATEGIES, make_transpose
+from .activations import Activation, get_activation
+
+__all__ = ["TransposeRequiredError", "AnalogLinear", "DigitalLinear", "INITS", "init_bound"]
+
+INITS = ("uniform", "zero")
+
+
+class TransposeRequiredError(RuntimeError):
+    """A rule asked a forward-only layer for ``Wᵀδ`` but the layer has no transpose strategy."""
+
+
+def init_bound(n_in: int, n_out: int, scale: float = 1.0) -> float:
+    """Glorot-uniform bound ``scale·√(6/(n_in+n_out))`` (dimensionless weights)."""
+    return float(scale) * math.sqrt(6.0 / (n_in + n_out))
+
+
+def _check_lr(lr: float) -> float:
+    if not isinstance(lr, (int, float, np.floating)) or isinstance(lr, bool) \
+            or not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"lr = {lr!r} is invalid; allowed: a finite number >= 0")
+    return float(lr)
+
+
+class _Linear:
+    """Shared parts: sizes, bias, activation, ledger scopes, initial weights."""
+
+    backend = "base"
+
+    def __init__(self, n_in: int, n_out: int, *, activation: Activation | str = "identity",
+                 bias: bool = True, init: str | np.ndarray = "uniform", init_scale: float = 1.0,
+                 seed: int, ledger: Ledger | None = None, name: str = "layer") -> None:
+        for pname, v in (("n_in", n_in), ("n_out", n_out), ("seed", seed)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0 \
+                    or (pname != "seed" and v < 1):
+                raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= "
+                                 f"{0 if pname == 'seed' else 1}")
+        self.n_in, self.n_out, self.seed, self.name = int(n_in), int(n_out), int(seed), name
+        if isinstance(activation, str):
+            activation = get_activation(activation, n_units=self.n_out)
+        if not isinstance(activation, Activation):
+            raise TypeError(f"activation must be an Activation or a name, got {activation!r}")
+        self.act = activation
+        self.ledger = ledger if ledger is not None else Ledger(name)
+        self.has_bias = bool(bias)
+        self.b = np.zeros(self.n_out, dtype=np.float32)
+        self.bound = init_bound(self.n_in, self.n_out, init_scale)
+        self._w0 = self._initial_weights(init, np.random.default_rng([self.seed, 0x1417]))
+
+    def _initial_weights(self, init: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if isinstance(init, np.ndarray):
+            if init.shape != (self.n_out, self.n_in) or not np.all(np.isfinite(init)):
+                raise ValueError(f"init has shape {init.shape}; allowed: a finite array of "
+                                 f"shape {(self.n_out, self.n_in)}")
+            # A given matrix (e.g. a feedback matrix) sets the range the device must hold.
+            self.bound = max(self.bound, float(np.max(np.abs(init), initial=0.0)))
+            return init.astype(np.float32)
+        if init == "uniform":
+            return rng.uniform(-self.bound, self.bound, (self.n_out, self.n_in)).astype(
+                np.float32)
+        if init == "zero":
+            return np.zeros((self.n_out, self.n_in), dtype=np.float32)
+        raise ValueError(f"init = {init!r} is invalid; allowed: {', '.join(INITS)} or an array")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_out, self.n_in)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: np.ndarray, rng: np.random.Generator | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(u, h)`` with ``u = W x + b`` (B, n_out) and ``h = f(u)``."""
+        u = self.read(x)
+        if self.has_bias:
+            u += self.b
+            self._periphery.charge(digital_adds=u.size)
+        h = self.act.forward(u, rng)
+        return u, h.astype(np.float32, copy=False)
+
+    @property
+    def _periphery(self) -> Ledger:
+        return self.ledger.child("periphery")
+
+    def read(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ update
+    def update(self, x: np.ndarray, delta: np.ndarray, lr: float) -> None:
+        """Apply ``W ← W - lr·δᵀx`` and ``b ← b - lr·Σ_batch δ`` (δ = ∂E/∂u, shape (B, n_out))."""
+        lr = _check_lr(lr)
+        x = check_batch("x", x, self.n_in)
+        delta = check_batch("delta", delta, self.n_out)
+        if x.shape[0] != delta.shape[0]:
+            raise ValueError(f"delta.shape[0] = {delta.shape[0]} differs from x.shape[0] = "
+                             f"{x.shape[0]}; allowed: the same batch size")
+        if lr == 0.0:
+            return
+        self._update_weights(x, delta, lr)
+        if self.has_bias:
+            self.b -= np.float32(lr) * delta.sum(axis=0)
+            self._periphery.charge(digital_adds=delta.size + self.n_out,
+                                   digital_mults=self.n_out)
+
+    def _update_weights(self, x: np.ndarray, delta: np.ndarray, lr: float) -> None:
+        raise NotImplementedError
+
+    def backward_input(self, delta: np.ndarray) -> np.ndarray:
+        """Return ``Wᵀ δ`` (B, n_in) for ``δ`` of shape (B, n_out)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = {"b": self.b.copy()}
+        out.update({f"act.{k}": v for k, v in self.act.state_dict().items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        b = np.asarray(state["b"])
+        if b.shape != (self.n_out,):
+            raise ValueError(f"{self.name}: bias shape {b.shape} is invalid; allowed: "
+                             f"({self.n_out},)")
+        self.b[...] = b
+        self.act.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("act.")})
+
+
+class DigitalLinear(_Linear):
+    """A float32 linear layer computed in the digital periphery (a reference; all MACs charged).
+
+    ``Wᵀδ`` is available digitally (charged as MACs to the layer's ``backward`` scope).
+    """
+
+    backend = "digital"
+
+    def __init__(self, n_in: int, n_out: int, **kw) -> None:
+        super().__init__(n_in, n_out, **kw)
+        self.w = self._w0
+        self.ledger.charge(mem_held_bytes=self.w.nbytes)
+
+    def read(self, x: np.ndarray) -> np.ndarray:
+        x = check_batch("x", x, self.n_in)
+        n = x.shape[0] * self.n_in * self.n_out
+        self.ledger.child("forward").charge(digital_macs=n, mem_bytes=self.w.nbytes)
+        return x @ self.w.T
+
+    def _update_weights(self, x, delta, lr):
+        self.w -= np.float32(lr) * (delta.T @ x)
+        self.ledger.child("update").charge(digital_macs=x.shape[0] * self.w.size,
+                                           digital_adds=self.w.size, mem_bytes=2 * self.w.nbytes)
+
+    def backward_input(self, delta: np.ndarray) -> np.ndarray:
+        delta = check_batch("delta", delta, self.n_out)
+        self.ledger.child("backward").charge(digital_macs=delta.shape[0] * self.w.size,
+                                             mem_bytes=self.w.nbytes)
+        return delta @ self.w
+
+    @property
+    def transpose_kind(self) -> str:
+        return "digital"
+
+    def state_dict(self):
+        return {"w": self.w.copy(), **super().state_dict()}
+
+    def load_state_dict(self, state):
+        w = np.asarray(state["w"])
+        if w.shape != self.shape:
+            raise ValueError(f"{self.name}: w shape {w.shape} is invalid; allowed: {self.shape}")
+        self.w[...] = w
+        super().load_state_dict({k: v for k, v in state.items() if k != "w"})
+
+
+class AnalogLinear(_Linear):
+    """A linear layer whose weights live on forward-only crossbar tiles.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Layer sizes (the array is ``n_out × n_in``, tiled by ``hw.tile``).
+    hw : HardwareConfig
+        The hardware the weights live on.
+    activation : Activation or str
+        Applied digitally to ``u``.
+    transpose : {"probe", "shadow", "twin", "bidirectional"} or None
+        How ``Wᵀδ`` is obtained; None (default) means it cannot be (rules that never need it).
+    refresh : int
+        Probe refresh period (pulse updates between readouts).
+    headroom : float
+        Initial weight bound is mapped to ``w_max / headroom`` (> 1 leaves room to grow).
+    seed : int
+        Seeds the initial weights and the array's devices.
+    """
+
+    backend = "analog"
+
+    def __init__(self, n_in: int, n_out: int, *, hw: HardwareConfig, transpose: str | None = None,
+                 refresh: int = 1, headroom: float = 2.0, **kw) -> None:
+        super().__init__(n_in, n_out, **kw)
+        if not isinstance(hw, HardwareConfig):
+            raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
+        if not isinstance(headroom, (int, float)) or not 1.0 <= headroom <= 1e3:
+            raise ValueError(f"headroom = {headroom!r} is invalid; allowed: a number in [1, 1000]")
+        if transpose is not None and transpose not in STRATEGIES:
+            raise ValueError(f"transpose = {transpose!r} is unknown; allowed: None, "
+                             + ", ".join(STRATEGIES))
+        self.hw = hw
+        self.scale = np.float32(headroom * self.bound / hw.device.w_max)
+        self.array = make_array(self.n_out, self.n_in, hw, seed=self.seed,
+                                ledger=self.ledger.child("array"))
+        self.transpose = None
+        if transpose is not None:
+            # Built before programming, so that shadow and twin see the initial program.
+            self.transpose = make_transpose(transpose, self.array, seed=self.seed + 7919,
+                                            refresh=refresh,
+                                            ledger=self.ledger.child("transpose"))
+        self.array.program(self._w0 / self.scale)
+        del self._w0
+
+    @property
+    def transpose_kind(self) -> str | None:
+        return None if self.transpose is None else self.transpose.kind
+
+    def read(self, x: np.ndarray) -> np.ndarray:
+        y = self.array.mvm(x)
+        y *= self.scale
+        self._periphery.charge(digital_mults=y.size)
+        return y
+
+    def _update_weights(self, x, delta, lr):
+        self.array.pulse_update(x, delta, lr / float(self.scale))
+
+    def backward_input(self, delta: np.ndarray) -> np.ndarray:
+        if self.transpose is None:
+            raise TransposeRequiredError(
+                f"{self.name}: this rule needs Wᵀδ but the layer's array is forward-only and "
+                "has no transpose strategy; allowed: build the layer with transpose = one of "
+                + ", ".join(STRATEGIES) + " (bidirectional only if the hardware supports it)")
+        g = self.transpose.matvec_t(delta)
+        g *= self.scale
+        self._periphery.charge(digital_mults=g.size)
+        return g
+
+    def state_dict(self):
+        out = {f"array.{k}": v for k, v in self.array.state_dict().items()}
+        if self.transpose is not None:
+            out.update({f"transpose.{k}": v for k, v in self.transpose.state_dict().items()})
+        return {**out, **super().state_dict()}
+
+    def load_state_dict(self, state):
+        self.array.load_state_dict({k[6:]: v for k, v in state.items()
+                                    if k.startswith("array.")})
+        if self.transpose is not None:
+            self.transpose.load_state_dict({k[10:]: v for k, v in state.items()
+                                            if k.startswith("transpose.")})
+        super().load_state_dict({k: v for k, v in state.items()
+                                 if not k.startswith(("array.", "transpose."))})

@@ -1,0 +1,241 @@
+"""The network container: a stack of linear layers plus a loss, caching what rules need.
+
+Describe → build → run: a :class:`ModelConfig` (frozen, validated, TOML-mappable) describes
+the network; :func:`build_network` builds it on a :class:`HardwareConfig`; rules run it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..hardware.config import HardwareConfig
+from ..hardware.ledger import Ledger
+from .activations import ACTIVATIONS, SURROGATES, THETA_RULES, get_activation
+from .linear import INITS, AnalogLinear, DigitalLinear, _Linear
+from .losses import LOSSES, get_loss
+
+__all__ = ["ModelConfig", "Network", "Cache", "build_network", "BACKENDS"]
+
+BACKENDS = ("analog", "digital")
+
+
+def _fail(name: str, value: object, allowed: str) -> None:
+    raise ValueError(f"model.{name} = {value!r} is invalid; allowed: {allowed}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """A feed-forward network: layer sizes, activations, loss and initialisation.
+
+    Parameters
+    ----------
+    name : str
+        Preset name (free text).
+    sizes : tuple of int
+        ``(n_input, hidden..., n_output)``; at least two entries.
+    hidden : str
+        Hidden activation (``tanh, sigmoid, relu, smooth, step, stochastic, identity``).
+    output : str
+        Output activation (``identity`` for the softmax cross-entropy loss).
+    loss : str
+        ``xent`` (softmax cross-entropy) or ``mse`` (the seed text's squared error).
+    eps0, learnable_eps, theta_rule : float, bool, str
+        The smooth activation's initial ε, whether it is learned, and the θ update form.
+    surrogate : str or None
+        Derivative used for ``step``/``stochastic`` units by rules that need one
+        (``None``: they have none, and such rules refuse them).
+    init : str
+        ``uniform`` (Glorot) or ``zero`` forward weights (the output layer is never zeroed).
+    init_scale : float
+        Multiplies the Glorot bound.
+    backend : str
+        ``analog`` (weights on arrays) or ``digital`` (float32 reference).
+    headroom : float
+        Initial weight bound maps to ``w_max / headroom`` on the device.
+    """
+
+    name: str = "custom"
+    sizes: tuple[int, ...] = (64, 64, 10)
+    hidden: str = "tanh"
+    output: str = "identity"
+    loss: str = "xent"
+    eps0: float = 0.1
+    learnable_eps: bool = True
+    theta_rule: str = "text"
+    surrogate: str | None = None
+    init: str = "uniform"
+    init_scale: float = 1.0
+    backend: str = "analog"
+    headroom: float = 2.0
+    description: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        sizes = tuple(self.sizes)
+        if len(sizes) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and
+                                     1 <= s <= 1_000_000 for s in sizes):
+            _fail("sizes", self.sizes, "a list of >= 2 integers in [1, 1000000]")
+        object.__setattr__(self, "sizes", sizes)
+        for name in ("hidden", "output"):
+            if getattr(self, name) not in ACTIVATIONS:
+                _fail(name, getattr(self, name), ", ".join(ACTIVATIONS))
+        if self.loss not in LOSSES:
+            _fail("loss", self.loss, ", ".join(LOSSES))
+        if not isinstance(self.eps0, (int, float)) or not 0 < self.eps0 < 1e6:
+            _fail("eps0", self.eps0, "a number in (0, 1e6)")
+        if not isinstance(self.learnable_eps, bool):
+            _fail("learnable_eps", self.learnable_eps, "true or false")
+        if self.theta_rule not in THETA_RULES:
+            _fail("theta_rule", self.theta_rule, ", ".join(THETA_RULES))
+        if self.surrogate is not None and self.surrogate not in SURROGATES:
+            _fail("surrogate", self.surrogate, "none or " + ", ".join(SURROGATES))
+        if self.init not in INITS:
+            _fail("init", self.init, ", ".join(INITS))
+        if not isinstance(self.init_scale, (int, float)) or not 0 < self.init_scale <= 100:
+            _fail("init_scale", self.init_scale, "a number in (0, 100]")
+        if self.backend not in BACKENDS:
+            _fail("backend", self.backend, ", ".join(BACKENDS))
+        if not isinstance(self.headroom, (int, float)) or not 1 <= self.headroom <= 1000:
+            _fail("headroom", self.headroom, "a number in [1, 1000]")
+
+    def replace(self, **changes) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sizes"] = list(self.sizes)
+        return d
+
+
+def _activation(cfg: ModelConfig, name: str, n_units: int):
+    if name == "smooth":
+        return get_activation(name, n_units=n_units, eps0=cfg.eps0,
+                              learnable=cfg.learnable_eps, theta_rule=cfg.theta_rule)
+    if name in ("step", "stochastic"):
+        return get_activation(name, n_units=n_units, surrogate=cfg.surrogate)
+    return get_activation(name, n_units=n_units)
+
+
+@dataclass
+class Cache:
+    """What one forward pass leaves for the rules: per layer its input, ``u`` and ``h``."""
+
+    x: list[np.ndarray] = field(default_factory=list)
+    u: list[np.ndarray] = field(default_factory=list)
+    h: list[np.ndarray] = field(default_factory=list)
+
+
+class Network:
+    """A stack of linear layers (analog or digital) and a loss.
+
+    ``forward`` runs every layer in order and, when asked, caches inputs, pre-activations and
+    outputs in :attr:`cache`. The output layer's ``u`` is the loss input (logits).
+    """
+
+    def __init__(self, layers: list[_Linear], loss: str = "xent", *,
+                 ledger: Ledger | None = None, config: ModelConfig | None = None,
+                 hw: HardwareConfig | None = None, seed: int = 0) -> None:
+        if not layers:
+            raise ValueError("layers is empty; allowed: at least one layer")
+        for a, b in zip(layers, layers[1:], strict=False):
+            if a.n_out != b.n_in:
+                raise ValueError(f"layer sizes do not chain: {a.name} has n_out = {a.n_out} "
+                                 f"but {b.name} has n_in = {b.n_in}")
+        self.layers = layers
+        self.loss = get_loss(loss)
+        self.ledger = ledger if ledger is not None else Ledger("network")
+        self.config, self.hw, self.seed = config, hw, seed
+        self.cache = Cache()
+        self.rng = np.random.default_rng([seed, 0x5EED])
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def n_in(self) -> int:
+        return self.layers[0].n_in
+
+    @property
+    def n_out(self) -> int:
+        return self.layers[-1].n_out
+
+    def forward(self, x: np.ndarray, *, cache: bool = True, op=None) -> np.ndarray:
+        """Run the network on ``x`` (B, n_in) float32; return the output layer's ``u``.
+
+        ``op(name, after)``, if given, is a context-manager factory wrapped around each
+        layer's forward (op ``fwd{i}`` after ``fwd{i-1}``): rules use it to time the pass.
+        """
+        c = Cache()
+        h = x
+        for i, layer in enumerate(self.layers):
+            if op is None:
+                u, h_next = layer.forward(h, self.rng)
+            else:
+                with op(f"fwd{i}", (f"fwd{i - 1}",) if i else ()):
+                    u, h_next = layer.forward(h, self.rng)
+            c.x.append(h)
+            c.u.append(u)
+            c.h.append(h_next)
+            h = h_next
+        if cache:
+            self.cache = c
+        return c.u[-1]
+
+    def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Output layer's ``u`` for ``x`` in batches, without caching (reads are charged)."""
+        outs = [self.forward(x[i:i + batch_size], cache=False)
+                for i in range(0, x.shape[0], batch_size)]
+        return np.concatenate(outs, axis=0)
+
+    def evaluate(self, x: np.ndarray, y_onehot: np.ndarray, batch_size: int = 512
+                 ) -> tuple[float, float]:
+        """Return ``(mean loss, accuracy)`` on a labelled set."""
+        z = self.predict(x, batch_size)
+        loss = self.loss.value(z, y_onehot)
+        acc = float(np.mean(np.argmax(z, axis=1) == np.argmax(y_onehot, axis=1)))
+        return float(loss), acc
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.layers):
+            out.update({f"layer{i}.{k}": v for k, v in layer.state_dict().items()})
+        from ..hardware.array import _rng_to_array  # the one rng (de)serialiser
+        out["net.rng"] = _rng_to_array(self.rng)
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for i, layer in enumerate(self.layers):
+            p = f"layer{i}."
+            layer.load_state_dict({k[len(p):]: v for k, v in state.items() if k.startswith(p)})
+        from ..hardware.array import _rng_from_array
+        _rng_from_array(self.rng, np.asarray(state["net.rng"]))
+
+
+def build_network(cfg: ModelConfig, hw: HardwareConfig, *, seed: int,
+                  transpose: str | None = None, refresh: int = 1,
+                  zero_hidden_init: bool | None = None, ledger: Ledger | None = None
+                  ) -> Network:
+    """Build :class:`Network` from a model config on hardware ``hw``.
+
+    ``transpose`` gives every analog layer a transpose strategy (needed by BP-like rules);
+    ``zero_hidden_init`` overrides ``cfg.init`` for the hidden layers (DFA's zero init).
+    """
+    ledger = ledger if ledger is not None else Ledger("network")
+    layers: list[_Linear] = []
+    n = len(cfg.sizes) - 1
+    zero = cfg.init == "zero" if zero_hidden_init is None else zero_hidden_init
+    for i in range(n):
+        last = i == n - 1
+        act = _activation(cfg, cfg.output if last else cfg.hidden, cfg.sizes[i + 1])
+        kw = dict(activation=act, init="zero" if (zero and not last) else "uniform",
+                  init_scale=cfg.init_scale, seed=seed * 1000 + i,
+                  ledger=ledger.child(f"layer{i}"), name=f"layer{i}")
+        if cfg.backend == "analog":
+            layers.append(AnalogLinear(cfg.sizes[i], cfg.sizes[i + 1], hw=hw,
+                                       transpose=transpose, refresh=refresh,
+                                       headroom=cfg.headroom, **kw))
+        else:
+            layers.append(DigitalLinear(cfg.sizes[i], cfg.sizes[i + 1], **kw))
+    return Network(layers, cfg.loss, ledger=ledger, config=cfg, hw=hw, seed=seed)

@@ -1,0 +1,223 @@
+"""Rule machinery: updates as data, an SGD step, a timing schedule and the trainer loop.
+
+A rule (optax-like) is a small object with explicit state. Per batch it runs the network
+forward, computes a list of :class:`Update` records — *what* to change, not how — and hands
+them to an :class:`SGD` step that turns them into pulse updates on the arrays (and digital
+bias / ε steps). Everything a rule does to obtain its updates is a physical operation of the
+layers (forward reads, transpose strategies, feedback arrays), charged to the ledger.
+
+The :class:`Schedule` records each operation of a step as a node of a dependency graph with the
+latency of the ledger counts it charged; the longest path is the step's **critical path**.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..hardware.config import CostModel
+from ..hardware.ledger import Ledger, latency_ns
+from ..layers.activations import NotDifferentiableError, SmoothReLU
+from ..layers.network import Network
+
+__all__ = ["Update", "SGD", "Schedule", "Rule", "Trainer", "StepResult", "act_deriv",
+           "check_lr"]
+
+
+def check_lr(name: str, value: float) -> float:
+    if not isinstance(value, (int, float, np.floating)) or isinstance(value, bool) \
+            or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} = {value!r} is invalid; allowed: a finite number >= 0")
+    return float(value)
+
+
+@dataclass
+class Update:
+    """``target.update(x, delta, lr·lr_scale)`` plus an optional ε gradient for its activation.
+
+    ``after`` names the schedule op whose result the update needs (for the critical path).
+    """
+
+    target: object
+    x: np.ndarray
+    delta: np.ndarray
+    after: str
+    grad_eps: np.ndarray | None = None
+    aux: bool = False
+    name: str = ""
+
+
+class Schedule:
+    """Dependency graph of one training step's operations, timed from ledger deltas.
+
+    ``with sched.op("bwd2", after=("bwd3",)):`` measures the latency of what the block charges
+    to ``ledger`` (:func:`~analogsim.hardware.ledger.latency_ns`). The critical path is the
+    longest chain through the graph: sequential backward for BP, one parallel fan-out for DFA.
+    """
+
+    def __init__(self, ledger: Ledger, cost: CostModel) -> None:
+        self.ledger, self.cost = ledger, cost
+        self.finish: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def op(self, name: str, after: Sequence[str] = ()) -> Iterator[None]:
+        before = self.ledger.totals()
+        yield
+        now = self.ledger.totals()
+        delta = {k: now[k] - before[k] for k in now}
+        start = max((self.finish.get(a, 0.0) for a in after), default=0.0)
+        self.finish[name] = max(self.finish.get(name, 0.0), start + latency_ns(delta, self.cost))
+
+    @property
+    def critical_path_ns(self) -> float:
+        return max(self.finish.values(), default=0.0)
+
+
+def act_deriv(layer, u: np.ndarray, h: np.ndarray, *, rule: str) -> np.ndarray:
+    """``f'(u)`` of a layer's activation, or a clear error naming the rule and the remedy."""
+    act = layer.act
+    if not act.has_deriv:
+        raise NotDifferentiableError(
+            f"rule {rule!r} needs the derivative of {layer.name}'s activation {act.name!r}, "
+            "which has none; allowed: give the model a surrogate (model.surrogate = identity, "
+            "clipped or sigmoid), or use a rule that does not need it (ifa above the first "
+            "layer, tp, dtp)")
+    return act.deriv(u, h).astype(np.float32, copy=False)
+
+
+def eps_grad(layer, delta: np.ndarray, h: np.ndarray) -> np.ndarray | None:
+    """∂E/∂ε for a learnable smooth activation from its per-unit error δ = ∂E/∂u."""
+    act = layer.act
+    if isinstance(act, SmoothReLU) and act.learnable:
+        return act.grad_eps(delta, h)
+    return None
+
+
+class SGD:
+    """Apply :class:`Update` records: pulses on arrays, digital steps for biases and θ.
+
+    Parameters
+    ----------
+    lr : float
+        Forward-weight learning rate η (network units).
+    lr_eps : float
+        Learning rate of the smooth activation's ε (through its θ rule).
+    lr_aux : float
+        Learning rate of auxiliary modules (TP/DTP inverses, DNI predictors).
+    """
+
+    def __init__(self, lr: float = 0.05, lr_eps: float = 0.01, lr_aux: float = 0.01) -> None:
+        self.lr = check_lr("lr", lr)
+        self.lr_eps = check_lr("lr_eps", lr_eps)
+        self.lr_aux = check_lr("lr_aux", lr_aux)
+
+    def apply(self, updates: Sequence[Update], sched: Schedule | None = None) -> None:
+        for up in updates:
+            cm = sched.op(f"upd:{up.name}", (up.after,)) if sched else contextlib.nullcontext()
+            with cm:
+                up.target.update(up.x, up.delta, self.lr_aux if up.aux else self.lr)
+                if up.grad_eps is not None and self.lr_eps > 0:
+                    act = up.target.act
+                    act.apply_theta_update(act.theta_update(up.grad_eps, self.lr_eps))
+                    up.target.ledger.child("periphery").charge(
+                        digital_mults=3 * act.n_units, digital_adds=up.delta.size)
+
+
+class Rule:
+    """Base class. Subclasses set ``name`` and implement :meth:`build` and :meth:`compute`.
+
+    ``transpose`` is the strategy name the *network* must be built with (None: none needed).
+    """
+
+    name = "rule"
+    needs_transpose = False
+
+    def __init__(self, *, seed: int = 0) -> None:
+        self.seed = int(seed)
+        self.net: Network | None = None
+
+    def build(self, net: Network) -> None:
+        """Create the rule's state for ``net`` (feedback arrays, inverses, predictors)."""
+        self.net = net
+
+    def compute(self, net: Network, x: np.ndarray, target: np.ndarray,
+                sched: Schedule) -> tuple[float, list[Update]]:
+        raise NotImplementedError
+
+    @property
+    def ledger(self) -> Ledger:
+        assert self.net is not None
+        return self.net.ledger.child("rule")
+
+    def modules(self) -> dict[str, object]:
+        """Auxiliary layers the rule owns (saved in checkpoints), by name."""
+        return {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out = {}
+        for name, mod in self.modules().items():
+            out.update({f"{name}.{k}": v for k, v in mod.state_dict().items()})
+        return out
+
+    def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        for name, mod in self.modules().items():
+            p = name + "."
+            mod.load_state_dict({k[len(p):]: v for k, v in state.items() if k.startswith(p)})
+
+    def forward(self, net: Network, x: np.ndarray, sched: Schedule) -> np.ndarray:
+        return net.forward(x, op=sched.op)
+
+    def output_error(self, net: Network, z: np.ndarray, target: np.ndarray,
+                     sched: Schedule) -> tuple[float, np.ndarray]:
+        """Loss and ``e = ∂E/∂z`` (mean over the batch), computed digitally and charged."""
+        n = len(net) - 1
+        with sched.op("loss", (f"fwd{n}",)):
+            loss = net.loss.value(z, target)
+            e = net.loss.grad(z, target).astype(np.float32)
+            net.layers[-1].ledger.child("periphery").charge(digital_adds=2 * e.size,
+                                                            digital_mults=2 * e.size)
+        return float(loss), e
+
+
+@dataclass
+class StepResult:
+    loss: float
+    critical_path_ns: float
+
+
+@dataclass
+class Trainer:
+    """Run a rule on a network: forward, compute updates, apply (optionally ``staleness`` late).
+
+    With ``staleness = k`` the updates computed at step t are applied at step t + k, so each
+    applied update was computed with parameters k steps old (the pipelining problem).
+    """
+
+    net: Network
+    rule: Rule
+    opt: SGD
+    staleness: int = 0
+    _queue: deque = field(default_factory=deque, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.staleness, int) or not 0 <= self.staleness <= 1000:
+            raise ValueError(f"staleness = {self.staleness!r} is invalid; allowed: an integer "
+                             "in [0, 1000]")
+        if self.rule.net is not self.net:
+            self.rule.build(self.net)
+
+    def step(self, x: np.ndarray, target: np.ndarray) -> StepResult:
+        hw = self.net.hw
+        sched = Schedule(self.net.ledger, hw.cost if hw is not None else CostModel())
+        loss, updates = self.rule.compute(self.net, x, target, sched)
+        self._queue.append(updates)
+        if len(self._queue) > self.staleness:
+            self.opt.apply(self._queue.popleft(), sched)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"training diverged: loss = {loss}; allowed: lower lr")
+        return StepResult(loss, sched.critical_path_ns)

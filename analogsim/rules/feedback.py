@@ -1,0 +1,204 @@
+r"""Error-propagating rules: BP (through a transpose strategy), FA, DFA, IFA and DRTP.
+
+Notation: layer ``l`` computes :math:`u_l = W_l x_l + b_l`, :math:`h_l = f(u_l)`, the output
+error is :math:`e = \partial E/\partial u_L`; every rule produces per-layer errors
+:math:`\delta_l` and the update :math:`\Delta W_l = -\eta\,\delta_l^\top x_l`.
+
+* **BP**: :math:`\delta_{l-1} = (W_l^\top \delta_l) \odot f'(u_{l-1})` — ``Wᵀδ`` only through the
+  layer's transpose strategy (``probe``, ``shadow``, ``twin``, ``bidirectional``).
+* **FA** (Lillicrap et al. 2016): :math:`\delta_{l-1} = (B_l \delta_l) \odot f'(u_{l-1})`
+  with a fixed random :math:`B_l` of the shape of :math:`W_l^\top`.
+* **DFA** (Nøkland 2016): :math:`\delta_l = (B_l e) \odot f'(u_l)` for every hidden layer,
+  all in parallel.
+* **IFA** (Nøkland 2016): :math:`\delta_0 = (B_0 e) \odot f'(u_0)`, then *forward* through the
+  forward weights, :math:`\delta_l = (W_l \delta_{l-1}) \odot f'(u_l)` — a forward read of the
+  array. Above the first layer a unit without a derivative passes the error unchanged
+  (:math:`f' \to 1`), so step or stochastic units there do not block learning.
+* **DRTP** (Frenkel et al. 2021): :math:`\delta_l = (B_l (-t)) \odot f'(u_l)` — the one-hot
+  target stands in for the (sign of the) output error; no output error reaches hidden layers.
+
+Feedback matrices :math:`B` are fixed layers: on their own forward-only arrays (programmed
+once, read forward; ``feedback = "analog"``) or in digital memory (``"digital"``). Their
+entries are Glorot-uniform times ``feedback_scale``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers.linear import AnalogLinear, DigitalLinear, init_bound
+from ..layers.network import Network
+from .base import Rule, Schedule, Update, act_deriv, eps_grad
+
+__all__ = ["BP", "FA", "DFA", "IFA", "DRTP", "fixed_layer"]
+
+FEEDBACK = ("analog", "digital")
+
+
+def fixed_layer(net: Network, n_in: int, n_out: int, *, where: str, seed: int, scale: float,
+                name: str, ledger, matrix: np.ndarray | None = None):
+    """A fixed linear map ``n_in → n_out`` (no bias) on an array or in digital memory."""
+    if where not in FEEDBACK:
+        raise ValueError(f"feedback = {where!r} is invalid; allowed: {', '.join(FEEDBACK)}")
+    if matrix is None:
+        rng = np.random.default_rng([seed, 0xFEED])
+        b = init_bound(n_in, n_out, scale)
+        matrix = rng.uniform(-b, b, (n_out, n_in)).astype(np.float32)
+    kw = dict(activation="identity", bias=False, init=matrix, seed=seed, ledger=ledger,
+              name=name)
+    if where == "analog" and net.hw is not None:
+        return AnalogLinear(n_in, n_out, hw=net.hw, headroom=1.0, **kw)
+    return DigitalLinear(n_in, n_out, **kw)
+
+
+class _ErrorRule(Rule):
+    """Common: output error, the top layer's update, the scheduling names."""
+
+    def __init__(self, *, seed: int = 0, feedback: str = "analog",
+                 feedback_scale: float = 1.0) -> None:
+        super().__init__(seed=seed)
+        if feedback not in FEEDBACK:
+            raise ValueError(f"feedback = {feedback!r} is invalid; allowed: {', '.join(FEEDBACK)}")
+        if not isinstance(feedback_scale, (int, float)) or not 0 < feedback_scale <= 1e3:
+            raise ValueError(f"feedback_scale = {feedback_scale!r} is invalid; allowed: a "
+                             "number in (0, 1000]")
+        self.feedback_where, self.feedback_scale = feedback, float(feedback_scale)
+        self.feedback: dict[str, object] = {}
+
+    def modules(self):
+        return dict(self.feedback)
+
+    def _fixed(self, net: Network, n_in: int, n_out: int, key: str, matrix=None):
+        return fixed_layer(net, n_in, n_out, where=self.feedback_where,
+                           seed=self.seed * 7919 + len(self.feedback) + 1,
+                           scale=self.feedback_scale, name=key,
+                           ledger=self.ledger.child(key), matrix=matrix)
+
+    def _top(self, net: Network, x, target, sched) -> tuple[float, np.ndarray, list[Update]]:
+        z = self.forward(net, x, sched)
+        loss, e = self.output_error(net, z, target, sched)
+        c, top = net.cache, net.layers[-1]
+        if top.act.name != "identity":
+            e = e * act_deriv(top, c.u[-1], c.h[-1], rule=self.name)
+        up = Update(top, c.x[-1], e, "loss", eps_grad(top, e, c.h[-1]), name=f"W{len(net) - 1}")
+        return loss, e, [up]
+
+    def _hidden(self, net: Network, l: int, signal: np.ndarray, after: str,
+                deriv: bool = True) -> Update:
+        layer, c = net.layers[l], net.cache
+        if deriv or layer.act.has_deriv:
+            delta = signal * act_deriv(layer, c.u[l], c.h[l], rule=self.name)
+        else:
+            delta = signal
+        return Update(layer, c.x[l], delta, after, eps_grad(layer, delta, c.h[l]), name=f"W{l}")
+
+
+class BP(_ErrorRule):
+    """Backpropagation; each ``Wᵀδ`` goes through the layer's transpose strategy (charged)."""
+
+    name = "bp"
+    needs_transpose = True
+
+    def compute(self, net, x, target, sched: Schedule):
+        loss, delta, ups = self._top(net, x, target, sched)
+        after = "loss"
+        for l in range(len(net) - 1, 0, -1):
+            with sched.op(f"bwd{l - 1}", (after,)):
+                g = net.layers[l].backward_input(delta)
+                ups.append(self._hidden(net, l - 1, g, f"bwd{l - 1}"))
+            delta, after = ups[-1].delta, f"bwd{l - 1}"
+        return loss, ups
+
+
+class FA(_ErrorRule):
+    """Feedback alignment: a fixed random ``B_l`` replaces ``W_lᵀ`` at every layer."""
+
+    name = "fa"
+
+    def build(self, net):
+        super().build(net)
+        self.feedback = {f"B{l}": self._fixed(net, net.layers[l].n_out, net.layers[l].n_in,
+                                              f"B{l}") for l in range(1, len(net))}
+
+    def set_feedback(self, l: int, matrix: np.ndarray) -> None:
+        """Replace ``B_l`` (shape ``(n_in_l, n_out_l)``); e.g. ``W_lᵀ`` to recover BP."""
+        layer = self.net.layers[l]
+        self.feedback[f"B{l}"] = self._fixed(self.net, layer.n_out, layer.n_in, f"B{l}",
+                                             matrix=np.asarray(matrix, dtype=np.float32))
+
+    def compute(self, net, x, target, sched):
+        loss, delta, ups = self._top(net, x, target, sched)
+        after = "loss"
+        for l in range(len(net) - 1, 0, -1):
+            with sched.op(f"bwd{l - 1}", (after,)):
+                g = self.feedback[f"B{l}"].read(delta)
+                ups.append(self._hidden(net, l - 1, g, f"bwd{l - 1}"))
+            delta, after = ups[-1].delta, f"bwd{l - 1}"
+        return loss, ups
+
+
+class DFA(_ErrorRule):
+    """Direct feedback alignment: ``δ_l = (B_l e) ⊙ f'(u_l)`` for all hidden layers at once.
+
+    ``zero_init`` (default True, as Nøkland did with tanh) asks the runner to start the hidden
+    forward weights at zero; the feedback alone then breaks the symmetry.
+    """
+
+    name = "dfa"
+    zero_init = True
+
+    def build(self, net):
+        super().build(net)
+        self.feedback = {f"B{l}": self._fixed(net, net.n_out, net.layers[l].n_out, f"B{l}")
+                         for l in range(len(net) - 1)}
+
+    def compute(self, net, x, target, sched):
+        loss, e, ups = self._top(net, x, target, sched)
+        for l in range(len(net) - 1):
+            with sched.op(f"fb{l}", ("loss",)):
+                ups.append(self._hidden(net, l, self.feedback[f"B{l}"].read(e), f"fb{l}"))
+        return loss, ups
+
+
+class IFA(_ErrorRule):
+    """Indirect feedback alignment: error to the first hidden layer, then forward through W."""
+
+    name = "ifa"
+
+    def build(self, net):
+        super().build(net)
+        self.feedback = {"B0": self._fixed(net, net.n_out, net.layers[0].n_out, "B0")}
+
+    def compute(self, net, x, target, sched):
+        loss, e, ups = self._top(net, x, target, sched)
+        after = "fb0"
+        with sched.op("fb0", ("loss",)):
+            ups.append(self._hidden(net, 0, self.feedback["B0"].read(e), "fb0"))
+        for l in range(1, len(net) - 1):
+            with sched.op(f"ifa{l}", (after,)):
+                # A forward read of layer l's own array carries the error upwards.
+                sig = net.layers[l].read(ups[-1].delta)
+                ups.append(self._hidden(net, l, sig, f"ifa{l}", deriv=False))
+            after = f"ifa{l}"
+        return loss, ups
+
+
+class DRTP(_ErrorRule):
+    """Direct random target projection: ``δ_l = (B_l (−t)) ⊙ f'(u_l)``; no error feedback."""
+
+    name = "drtp"
+
+    def build(self, net):
+        super().build(net)
+        self.feedback = {f"B{l}": self._fixed(net, net.n_out, net.layers[l].n_out, f"B{l}")
+                         for l in range(len(net) - 1)}
+
+    def compute(self, net, x, target, sched):
+        t = -np.asarray(target, dtype=np.float32) / np.float32(x.shape[0])
+        ups = []
+        # Hidden updates need only the label: they can start before the forward pass ends.
+        loss, e, top = self._top(net, x, target, sched)
+        for l in range(len(net) - 1):
+            with sched.op(f"fb{l}", (f"fwd{l}",)):
+                ups.append(self._hidden(net, l, self.feedback[f"B{l}"].read(t), f"fb{l}"))
+        return loss, top + ups
