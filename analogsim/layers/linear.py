@@ -43,6 +43,14 @@ def init_bound(n_in: int, n_out: int, scale: float = 1.0) -> float:
     return float(scale) * math.sqrt(6.0 / (n_in + n_out))
 
 
+def _check_digital(name: str, x: object, width: int) -> np.ndarray:
+    """Digital layers are a float reference: float32, or float64 for numerical checks."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64:
+        check_batch(name, x.astype(np.float32), width)
+        return x
+    return check_batch(name, x, width)
+
+
 def _check_lr(lr: float) -> float:
     if not isinstance(lr, (int, float, np.floating)) or isinstance(lr, bool) \
             or not math.isfinite(lr) or lr < 0:
@@ -103,7 +111,7 @@ class _Linear:
             u += self.b
             self._periphery.charge(digital_adds=u.size)
         h = self.act.forward(u, rng)
-        return u, h.astype(np.float32, copy=False)
+        return u, h.astype(u.dtype, copy=False)
 
     @property
     def _periphery(self) -> Ledger:
@@ -165,7 +173,7 @@ class DigitalLinear(_Linear):
         self.ledger.charge(mem_held_bytes=self.w.nbytes)
 
     def read(self, x: np.ndarray) -> np.ndarray:
-        x = check_batch("x", x, self.n_in)
+        x = _check_digital("x", x, self.n_in)
         n = x.shape[0] * self.n_in * self.n_out
         self.ledger.child("forward").charge(digital_macs=n, mem_bytes=self.w.nbytes)
         return x @ self.w.T
@@ -176,7 +184,7 @@ class DigitalLinear(_Linear):
                                            digital_adds=self.w.size, mem_bytes=2 * self.w.nbytes)
 
     def backward_input(self, delta: np.ndarray) -> np.ndarray:
-        delta = check_batch("delta", delta, self.n_out)
+        delta = _check_digital("delta", delta, self.n_out)
         self.ledger.child("backward").charge(digital_macs=delta.shape[0] * self.w.size,
                                              mem_bytes=self.w.nbytes)
         return delta @ self.w

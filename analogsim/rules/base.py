@@ -87,7 +87,7 @@ def act_deriv(layer, u: np.ndarray, h: np.ndarray, *, rule: str) -> np.ndarray:
             "which has none; allowed: give the model a surrogate (model.surrogate = identity, "
             "clipped or sigmoid), or use a rule that does not need it (ifa above the first "
             "layer, tp, dtp)")
-    return act.deriv(u, h).astype(np.float32, copy=False)
+    return act.deriv(u, h).astype(u.dtype, copy=False)
 
 
 def eps_grad(layer, delta: np.ndarray, h: np.ndarray) -> np.ndarray | None:
@@ -178,7 +178,7 @@ class Rule:
         n = len(net) - 1
         with sched.op("loss", (f"fwd{n}",)):
             loss = net.loss.value(z, target)
-            e = net.loss.grad(z, target).astype(np.float32)
+            e = net.loss.grad(z, target).astype(z.dtype, copy=False)
             net.layers[-1].ledger.child("periphery").charge(digital_adds=2 * e.size,
                                                             digital_mults=2 * e.size)
         return float(loss), e
