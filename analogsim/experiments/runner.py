@@ -28,6 +28,7 @@ import numpy as np
 
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
+from ..kernels import kernel_threads
 from ..layers.network import ModelConfig, Network, build_network
 from ..rules import RULES, SGD, Trainer, get_rule
 from .data import Dataset, load_dataset, onehot
@@ -162,8 +163,14 @@ def train(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, *,
           trainer: Trainer | None = None, start_epoch: int = 0) -> dict[str, Any]:
     """Train ``cfg.rule`` on ``model`` built on ``hw``; return the run record (see module doc).
 
-    ``trainer``/``start_epoch`` resume a run restored from a checkpoint.
+    ``trainer``/``start_epoch`` resume a run restored from a checkpoint. The loop runs with
+    BLAS single-threaded (see :func:`analogsim.kernels.kernel_threads`).
     """
+    with kernel_threads():
+        return _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch)
+
+
+def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch) -> dict[str, Any]:
     ds = dataset if dataset is not None else load_dataset(
         cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
     tr = trainer or build_run(hw, model, cfg, ds.n_features, ds.n_outputs)

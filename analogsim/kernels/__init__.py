@@ -5,6 +5,7 @@ outputs and call private parallel drivers; every random number comes from the
 counter-based generator in :mod:`.rng`, so results do not depend on the thread count.
 """
 
+from ._numba import get_threads, kernel_threads, set_threads
 from .read import adc_read, dac_encode
 from .rng import make_key, normal, uniform
 from .update import pulse_update_expected, pulse_update_stochastic
@@ -17,4 +18,7 @@ __all__ = [
     "adc_read",
     "pulse_update_expected",
     "pulse_update_stochastic",
+    "kernel_threads",
+    "set_threads",
+    "get_threads",
 ]
