@@ -134,6 +134,15 @@ class _Accounting:
         counts = _sub(_sub(self.ledger.totals(), self.setup), self.evaluation)
         return counts, _sub(_transpose_counts(self.ledger), self.setup_tr)
 
+    def state(self) -> dict[str, dict[str, int]]:
+        """What a checkpoint keeps so that a resumed run subtracts the same counts."""
+        return {"setup": dict(self.setup), "setup_tr": dict(self.setup_tr),
+                "evaluation": dict(self.evaluation)}
+
+    def load(self, state: dict[str, dict[str, int]]) -> None:
+        self.setup, self.setup_tr = dict(state["setup"]), dict(state["setup_tr"])
+        self.evaluation = dict(state["evaluation"])
+
 
 def ledger_report(counts: dict[str, int], tr_counts: dict[str, int], hw: HardwareConfig,
                   n_samples: int) -> dict[str, Any]:
@@ -160,17 +169,25 @@ def _evaluate(net: Network, ds: Dataset, split: str) -> tuple[float, float]:
 
 def train(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, *,
           dataset: Dataset | None = None, on_epoch: Callable[[dict], None] | None = None,
-          trainer: Trainer | None = None, start_epoch: int = 0) -> dict[str, Any]:
+          trainer: Trainer | None = None, start_epoch: int = 0,
+          progress: dict[str, Any] | None = None,
+          on_checkpoint: Callable[[Trainer, dict], None] | None = None) -> dict[str, Any]:
     """Train ``cfg.rule`` on ``model`` built on ``hw``; return the run record (see module doc).
 
-    ``trainer``/``start_epoch`` resume a run restored from a checkpoint. The loop runs with
-    BLAS single-threaded (see :func:`analogsim.kernels.kernel_threads`).
+    ``trainer``/``start_epoch``/``progress`` resume a run restored from a checkpoint
+    (``progress``: the accounting and epoch records the interrupted run had, so the resumed
+    run reports what an uninterrupted one would). ``on_checkpoint(trainer, state)`` is called
+    after every epoch with ``state = {"epoch": epochs done, "progress": {...}}``; see
+    :mod:`analogsim.experiments.checkpoint`. The loop runs with BLAS single-threaded (see
+    :func:`analogsim.kernels.kernel_threads`).
     """
     with kernel_threads():
-        return _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch)
+        return _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress,
+                      on_checkpoint)
 
 
-def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch) -> dict[str, Any]:
+def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=None,
+           on_checkpoint=None) -> dict[str, Any]:
     ds = dataset if dataset is not None else load_dataset(
         cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
     tr = trainer or build_run(hw, model, cfg, ds.n_features, ds.n_outputs)
@@ -179,6 +196,10 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch) -> dict[str,
     t0 = time.perf_counter()
     epochs: list[dict[str, Any]] = []
     n_seen, cp_sum, n_steps = 0, 0.0, 0
+    if progress is not None:
+        acct.load(progress)
+        epochs = [dict(r) for r in progress["epochs"]]
+        n_seen, cp_sum, n_steps = progress["n_seen"], progress["cp_sum"], progress["n_steps"]
     for epoch in range(start_epoch, cfg.epochs):
         rng = np.random.default_rng([cfg.seed, epoch, 0xDA7A])
         loss_sum = 0.0
@@ -194,6 +215,10 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch) -> dict[str,
         epochs.append(record)
         if on_epoch is not None:
             on_epoch(record)
+        if on_checkpoint is not None:
+            on_checkpoint(tr, {"epoch": epoch + 1, "progress": {
+                **acct.state(), "epochs": [dict(r) for r in epochs], "n_seen": n_seen,
+                "cp_sum": cp_sum, "n_steps": n_steps}})
     test_loss, test_acc = acct.evaluate(lambda: _evaluate(net, ds, "test"))
     counts, tr_counts = acct.training()
     rep = ledger_report(counts, tr_counts, hw, n_seen)

@@ -155,7 +155,18 @@ class ResultsStore:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: we issue BEGIN IMMEDIATE ourselves, so a transaction takes the
         # write lock up front (and waits for it) instead of failing when upgrading a read lock.
-        self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            self._setup(timeout)
+        except sqlite3.DatabaseError as exc:
+            if hasattr(self, "_conn"):
+                self._conn.close()
+            if "locked" in str(exc):  # still busy after the timeout: not the file's fault
+                raise
+            raise ValueError(f"results store {self.path!r} cannot be opened ({exc}); allowed: "
+                             "a SQLite results file, or a new file name") from None
+
+    def _setup(self, timeout: float) -> None:
         self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
         self._enable_wal(timeout)
         self._conn.execute("PRAGMA synchronous = NORMAL")

@@ -122,6 +122,7 @@ import platform
 import random
 import re
 import sys
+import threading
 import time
 import tomllib
 import traceback
@@ -354,9 +355,14 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     SweepSpec
     """
     path = Path(path)
-    if not path.is_file():
+    # os.path.isfile: False (not OSError) for names the OS rejects, e.g. too long.
+    if not os.path.isfile(path):
         raise ValueError(f"path = {str(path)!r} is invalid; allowed: an existing TOML file")
-    return loads_spec(path.read_text(encoding="utf-8"), source=str(path))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}); allowed: a TOML file") from None
+    return loads_spec(text, source=str(path))
 
 
 # --------------------------------------------------------------------------- expansion
@@ -462,8 +468,22 @@ def software_versions() -> dict[str, str | None]:
 
 
 def _init_worker(env: dict[str, str]) -> None:
-    """Pool initializer: re-assert the worker environment (the parent set it before spawn)."""
+    """Pool initializer: re-assert the worker environment (the parent set it before spawn).
+
+    Also exit the worker when the driver dies: a spawned worker holds both ends of its task
+    pipe, so after a SIGKILL of the driver it would otherwise wait for work forever.
+    """
     os.environ.update(env)
+    _exit_with_parent(os.getppid())
+
+
+def _exit_with_parent(ppid: int, period: float = 0.5) -> None:
+    def watch() -> None:
+        while os.getppid() == ppid:  # re-parented (to init or a subreaper) once it died
+            time.sleep(period)
+        os._exit(70)
+
+    threading.Thread(target=watch, name="analogsim-parent-watch", daemon=True).start()
 
 
 def _normalise_result(raw: Any) -> dict[str, Any]:

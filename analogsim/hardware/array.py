@@ -67,6 +67,35 @@ def check_batch(name: str, x: object, width: int) -> np.ndarray:
     return np.ascontiguousarray(x)
 
 
+def _check_real(name: str, v: object, *, positive: bool) -> None:
+    """A finite real scalar (Python or NumPy, not bool) that is > 0 or >= 0."""
+    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_))
+    if not ok or not math.isfinite(v) or v < 0 or (positive and v == 0):
+        rel = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} = {v!r} is invalid; allowed: a finite real number {rel}")
+
+
+def _requested_change(x: np.ndarray, d: np.ndarray, lr: float, cap: float) -> np.ndarray:
+    """``ΔW = -lr dᵀx`` as float32, for finite ``x``, ``d`` and ``lr``.
+
+    The float32 product is formed directly when it cannot overflow (bounded by
+    ``B·max|d|·max|x|·lr``). Otherwise — finite inputs whose product exceeds float32 — it is
+    formed in float64 and cut at ``±cap``: the expected-mode kernel caps each cell's pulse
+    count at ``max_pulses`` anyway, so a cut at ``cap ≥ 2 (max_pulses + 1) dw_min`` changes
+    nothing but keeps ``inf``/NaN out of the kernel.
+    """
+    peak = max(float(x.max()), -float(x.min())) * max(float(d.max()), -float(d.min()))
+    peak *= x.shape[0]
+    if lr < 1e37 and peak < 1e37 and peak * lr < 1e37:
+        dw = np.matmul(d.T, x)
+        dw *= np.float32(-lr)
+        return dw
+    with np.errstate(over="ignore"):
+        dw = np.matmul(d.T.astype(np.float64), x.astype(np.float64)) * -lr
+    return np.clip(dw, -cap, cap).astype(np.float32)
+
+
 def _starts(n: int, size: int) -> np.ndarray:
     """Block boundaries ``[0, size, 2 size, …, n]`` of a tiled dimension (int64)."""
     return np.append(np.arange(0, n, size, dtype=np.int64), np.int64(n))
@@ -115,11 +144,16 @@ class CrossbarArray:
     def _init_devices(self) -> None:
         """Draw device-to-device variation, stuck devices and drift exponents (once)."""
         dev, shape, rng = self.hw.device, (self.n_out, self.n_in), self._rng
-        # Log-normal with median 1: a physical step is never negative.
+        # Log-normal with median 1: a physical step is never negative. Nor can one pulse move
+        # a device by more than its whole conductance range: the tail of the log-normal
+        # (and up_down > 0 with a large dw_min) is cut at α = 1, a pulse that reaches the
+        # bound in one step.
         f_up = np.exp(dev.dtod * rng.standard_normal(shape))
         f_dn = np.exp(dev.dtod * rng.standard_normal(shape))
-        self._alpha_up = (dev.alpha * (1.0 + dev.up_down) * f_up).astype(np.float32)
-        self._alpha_down = (dev.alpha * (1.0 - dev.up_down) * f_dn).astype(np.float32)
+        self._alpha_up = np.minimum(dev.alpha * (1.0 + dev.up_down) * f_up,
+                                    1.0).astype(np.float32)
+        self._alpha_down = np.minimum(dev.alpha * (1.0 - dev.up_down) * f_dn,
+                                      1.0).astype(np.float32)
         self._gp = np.full(shape, 0.5, dtype=np.float32)
         self._gm = np.full(shape, 0.5, dtype=np.float32)
         self._frozen_p = np.zeros(shape, dtype=np.uint8)
@@ -174,11 +208,12 @@ class CrossbarArray:
             g[free] = target[free].astype(np.float32)
         self.clock = 0.0
         self._w_cache = None
+        ledger = ledger or self.ledger
         if self.hw.adc.range_mode == "calibrated":
-            self._calibrate(w)
+            self._calibrate(w, ledger)
         per = self.hw.periphery.verify_iterations
         n_cells = self.n_out * self.n_in
-        (ledger or self.ledger).charge(
+        ledger.charge(
             write_verify=2 * n_cells * per,
             verify_cycles=2 * per * min(self.n_in, self.hw.tile.rows),
             mem_bytes=n_cells * self.hw.periphery.digital_bits // 8,
@@ -201,7 +236,7 @@ class CrossbarArray:
                              f"|w| <= device.w_max = {wmax} (scale the weights digitally)")
         return np.asarray(w, dtype=np.float64)
 
-    def _calibrate(self, w: np.ndarray) -> None:
+    def _calibrate(self, w: np.ndarray, ledger: Ledger) -> None:
         """Set each tile's ADC bound to a fraction of its worst-case output ``max_i Σ_j|w_ij|``."""
         frac = self.hw.adc.out_bound
         absw = np.abs(w)
@@ -212,11 +247,16 @@ class CrossbarArray:
                 worst = float(absw[r0:r1, c0:c1].sum(axis=1).max())
                 # An all-zero tile still needs a positive full scale: one LSB of a full cell.
                 self._bounds[r, c] = max(frac * worst, 1e-6 * self.hw.device.w_max)
-        self.ledger.charge(digital_adds=self.n_out * self.n_in)
+        ledger.charge(digital_adds=self.n_out * self.n_in)
 
     # ------------------------------------------------------------------ reading
-    def _weights(self) -> np.ndarray:
-        """Effective weights ``w_max (G+ - G-)`` as read by the periphery (cached)."""
+    def _read_matrix(self) -> np.ndarray:
+        """The matrix ``w_max (G+ - G-)`` that the read path multiplies by (cached).
+
+        Used only by the read path inside this module (:meth:`mvm` and
+        :meth:`BidirectionalArray.mvm_transposed`); never exposed. Tests and plots inspect
+        the conductances through :mod:`analogsim.oracle` instead.
+        """
         if self._w_cache is None:
             self._w_cache = (np.float32(self.hw.device.w_max) * (self._gp - self._gm))
         return self._w_cache
@@ -228,7 +268,7 @@ class CrossbarArray:
         scaling the result is rescaled digitally by each sample's ``max|x|``.
         """
         x = check_batch("x", x, self.n_in)
-        return _analog_read(self, x, self._weights(), self._in_starts, self._out_starts,
+        return _analog_read(self, x, self._read_matrix(), self._in_starts, self._out_starts,
                             self._bounds, ledger or self.ledger)
 
     # ------------------------------------------------------------------ updating
@@ -250,8 +290,7 @@ class CrossbarArray:
         if d.shape[0] != x.shape[0]:
             raise ValueError(f"d.shape[0] = {d.shape[0]} differs from x.shape[0] = "
                              f"{x.shape[0]}; allowed: the same batch size")
-        if not isinstance(lr, (int, float, np.floating)) or not math.isfinite(lr) or lr <= 0:
-            raise ValueError(f"lr = {lr!r} is invalid; allowed: a finite number > 0")
+        _check_real("lr", lr, positive=True)
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(d))):
             raise ValueError("x or d contains NaN or Inf; allowed: finite values")
         dev, upd = self.hw.device, self.hw.update
@@ -260,10 +299,10 @@ class CrossbarArray:
                       soft=dev.bounds == "soft", ctoc=dev.ctoc, key=self._update_key,
                       counter=self._update_counter)
         if upd.mode == "expected":
-            dw = np.matmul(d.T, x)
-            dw *= np.float32(-lr)
+            max_pulses = upd.bl * x.shape[0]
+            dw = _requested_change(x, d, float(lr), 2.0 * (max_pulses + 1) * dev.dw_min)
             n_pulses, n_clip = pulse_update_expected(self._gp, self._gm, dw, dw_min=dev.dw_min,
-                                                     max_pulses=upd.bl * x.shape[0], **common)
+                                                     max_pulses=max_pulses, **common)
         else:
             n_pulses, n_clip = pulse_update_stochastic(
                 self._gp, self._gm, x, d, float(lr), bl=upd.bl, dw_min=dev.dw_min,
@@ -279,14 +318,18 @@ class CrossbarArray:
     # ------------------------------------------------------------------ time
     def advance_clock(self, seconds: float) -> None:
         """Let ``seconds`` pass: ``G ← G ((t + Δt + t0)/(t + t0))^(-ν)`` per device (drift)."""
-        if not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-            raise ValueError(f"seconds = {seconds!r} is invalid; allowed: a finite number >= 0")
+        _check_real("seconds", seconds, positive=False)
+        seconds = float(seconds)
         t0 = self.hw.device.drift_t0
         if self._nu_p is not None and seconds > 0:
             ratio = (self.clock + seconds + t0) / (self.clock + t0)
             for g, nu, frozen in ((self._gp, self._nu_p, self._frozen_p),
                                   (self._gm, self._nu_m, self._frozen_m)):
-                factor = np.power(np.float32(ratio), -nu).astype(np.float32)
+                # A ratio beyond float32 (tiny drift_t0, huge seconds) is raised in float64.
+                if ratio < 1e38:
+                    factor = np.power(np.float32(ratio), -nu).astype(np.float32)
+                else:
+                    factor = np.power(ratio, -nu.astype(np.float64)).astype(np.float32)
                 g *= np.where(frozen == 1, np.float32(1.0), factor)
             self._w_cache = None
         self.clock += float(seconds)
@@ -340,13 +383,15 @@ class BidirectionalArray(CrossbarArray):
     def mvm_transposed(self, d: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
         """Transposed read ``Wᵀ d`` through the same DAC/ADC path: (B, n_out) → (B, n_in)."""
         d = check_batch("d", d, self.n_out)
-        return _analog_read(self, d, self._weights().T, self._out_starts, self._in_starts,
-                            self._bounds.T, ledger or self.ledger)
+        return _analog_read(self, d, self._read_matrix().T, self._out_starts, self._in_starts,
+                            self._bounds.T, ledger or self.ledger, name="d")
 
 
 def make_array(n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
                ledger: Ledger | None = None) -> CrossbarArray:
     """Build the array kind the hardware describes (bidirectional only if the config says so)."""
+    if not isinstance(hw, HardwareConfig):
+        raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
     cls = BidirectionalArray if hw.periphery.bidirectional else CrossbarArray
     return cls(n_out, n_in, hw, seed=seed, ledger=ledger)
 
@@ -354,9 +399,20 @@ def make_array(n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
 # ---------------------------------------------------------------------- the read path
 
 
+def _overflow(name: str, x: np.ndarray) -> ValueError:
+    peak = max(float(x.max()), -float(x.min()))
+    return ValueError(f"{name}: the read result overflows float32 (max|{name}| = {peak:.3g}); "
+                      f"allowed: inputs small enough that W·{name} stays below 3.4e38")
+
+
 def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np.ndarray,
-                 out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger) -> np.ndarray:
-    """DAC → per input block BLAS product → noise + ADC accumulate; range management; charge."""
+                 out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger, name: str = "x"
+                 ) -> np.ndarray:
+    """DAC → per input block BLAS product → noise + ADC accumulate; range management; charge.
+
+    Raises ValueError naming the input ``name`` if a finite input gives a result beyond
+    float32 (the digital rescaling by a huge ``max|x|``), instead of returning ``inf``.
+    """
     hw = arr.hw
     xq, scale, sqnorm, n_clip = dac_encode(x, bits=hw.dac.bits, input_range=hw.dac.input_range,
                                            maxabs=hw.dac.scaling == "maxabs",
@@ -372,7 +428,10 @@ def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np
         xq2, _, sq2, _ = dac_encode(np.ascontiguousarray(xq[idx] * np.float32(0.5)),
                                     bits=hw.dac.bits, input_range=1.0, maxabs=False,
                                     col_starts=in_starts)
-        sc2 = np.ascontiguousarray(scale[idx] * np.float32(2.0))
+        with np.errstate(over="ignore"):
+            sc2 = np.ascontiguousarray(scale[idx] * np.float32(2.0))
+        if not np.all(np.isfinite(sc2)):
+            raise _overflow(name, x)
         out2, sat2, n2 = _read_encoded(arr, xq2, sc2, sq2, w, in_starts, out_starts, bounds)
         out[idx] = out2
         n_sat += n2
@@ -383,29 +442,38 @@ def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np
         tries += 1
     _charge_read(arr, ledger, n_reads, x.shape[1], out.shape[1], len(in_starts) - 1,
                  len(out_starts) - 1, n_sat, n_clip)
+    if not np.all(np.isfinite(out)):
+        raise _overflow(name, x)
     return out
 
 
 def _read_encoded(arr: CrossbarArray, xq: np.ndarray, scale: np.ndarray, sqnorm: np.ndarray,
                   w: np.ndarray, in_starts: np.ndarray, out_starts: np.ndarray,
                   bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per input block: BLAS product ``xq_k W_kᵀ``, then noise + ADC accumulated into ``out``."""
     hw = arr.hw
     batch, n_out = xq.shape[0], w.shape[0]
+    n_blocks = len(in_starts) - 1
     out = np.zeros((batch, n_out), dtype=np.float32)
     sat_rows = np.zeros(batch, dtype=np.bool_)
     n_sat = 0
     row_tile = int(out_starts[1] - out_starts[0]) if len(out_starts) > 2 else n_out
-    for k in range(len(in_starts) - 1):
-        c0, c1 = in_starts[k], in_starts[k + 1]
-        if len(in_starts) == 2:
-            y = np.matmul(xq, w.T)
+    # Loop invariants, set up once per read: one product buffer for every block, the
+    # per-block norms and ADC bounds as contiguous rows, the noise and converter settings.
+    y = np.empty((batch, n_out), dtype=np.float32)
+    sq_blocks = np.ascontiguousarray(sqnorm.T)
+    bound_blocks = np.ascontiguousarray(bounds.T)
+    read_std = hw.device.w_max * hw.noise.read_noise
+    out_std, bits = hw.noise.out_noise, hw.adc.bits
+    for k in range(n_blocks):
+        if n_blocks == 1:
+            np.matmul(xq, w.T, out=y)
         else:
-            y = np.matmul(xq[:, c0:c1], w[:, c0:c1].T)
-        n, rows = adc_read(y, out, sqnorm_block=np.ascontiguousarray(sqnorm[:, k]), scale=scale,
-                           read_std=hw.device.w_max * hw.noise.read_noise,
-                           out_std=hw.noise.out_noise, bits=hw.adc.bits,
-                           bounds=np.ascontiguousarray(bounds[:, k]), row_tile=row_tile,
-                           key=arr._read_key, counter=arr._read_counter)
+            c0, c1 = in_starts[k], in_starts[k + 1]
+            np.matmul(xq[:, c0:c1], w[:, c0:c1].T, out=y)
+        n, rows = adc_read(y, out, sqnorm_block=sq_blocks[k], scale=scale, read_std=read_std,
+                           out_std=out_std, bits=bits, bounds=bound_blocks[k],
+                           row_tile=row_tile, key=arr._read_key, counter=arr._read_counter)
         arr._read_counter += 1
         n_sat += int(n)
         sat_rows |= rows

@@ -6,8 +6,9 @@ Units used throughout the hardware model
   ``w = w_max * (G+ - G-)`` with normalised conductances ``G+, G-`` in ``[0, 1]``,
   so ``w`` lies in ``[-w_max, w_max]``.
 * DAC inputs are normalised to ``[-1, 1]`` (full scale) before the array; an array
-  output ``y = W x`` is therefore in units of ``w_max`` times a full-scale input.
-  The ADC bound is in the same units.
+  output ``y = W x̃`` is therefore in *output units*: device-unit weights times
+  DAC-normalised inputs (not normalised by ``w_max``). ``adc.out_bound`` and
+  ``noise.out_noise`` are in output units, so they scale with ``device.w_max``.
 * Times are in seconds, energies in picojoules (pJ), latencies in nanoseconds (ns).
 
 Every dataclass validates itself on construction and raises ``ValueError`` that names
@@ -39,6 +40,10 @@ __all__ = [
 # --------------------------------------------------------------------------- validation
 
 
+#: Smallest positive range/bound accepted: float32 (the kernels' precision) keeps it > 0.
+_TINY = 1e-30
+
+
 def _fail(owner: str, name: str, value: Any, allowed: str) -> None:
     raise ValueError(f"{owner}.{name} = {value!r} is invalid; allowed: {allowed}")
 
@@ -66,7 +71,7 @@ def _check_int(owner: str, name: str, value: Any, lo: int, hi: int, *, optional:
 
 
 def _check_choice(owner: str, name: str, value: Any, choices: tuple[str, ...]) -> None:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         _fail(owner, name, value, "one of " + ", ".join(repr(c) for c in choices))
 
 
@@ -100,8 +105,10 @@ class DACConfig:
     scaling: str = "maxabs"
 
     def __post_init__(self) -> None:
-        _check_int("dac", "bits", self.bits, 1, 24, optional=True)
-        _check_real("dac", "input_range", self.input_range, 0.0, 1e12, lo_open=True)
+        # A signed converter of b bits has 2**(b-1) - 1 non-zero levels: b = 1 has none.
+        _check_int("dac", "bits", self.bits, 2, 24, optional=True)
+        # Lower limits here and below keep the value a positive float32 in the kernels.
+        _check_real("dac", "input_range", self.input_range, _TINY, 1e12)
         _check_choice("dac", "scaling", self.scaling, ("fixed", "maxabs"))
 
 
@@ -114,9 +121,14 @@ class ADCConfig:
     bits : int or None
         Resolution; step ``Δ = bound / (2**(bits-1) - 1)``. ``None``: ideal (no quantisation).
     out_bound : float
-        Saturation level in units of ``w_max`` × full-scale input (``inf`` allowed only
-        with ``bits=None``). In ``calibrated`` mode it is a *fraction* of the worst-case
-        tile output ``max_i Σ_j |w_ij|`` measured when the tile is programmed.
+        ``fixed`` mode: saturation level ``b_o`` of each tile's ADC in *output units*, the
+        unit of ``y_i = Σ_j w_ij x̃_j`` with weights ``w_ij`` in device units (``[-w_max,
+        w_max]``) and DAC-normalised inputs ``x̃_j ∈ [-1, 1]``; a conversion saturates when
+        ``|y_i| > b_o``. It is compared before the digital rescaling by the input range or
+        max-abs factor, and it does not rescale with ``device.w_max``. ``inf`` is allowed
+        only with ``bits=None``. ``calibrated`` mode: a dimensionless *fraction* in
+        ``(0, 1]`` of the worst-case tile output ``max_i Σ_j |w_ij|`` (output units),
+        measured from the target weights when the tile is programmed.
     range_mode : {"fixed", "calibrated"}
     manage_range : bool
         Re-read a saturated sample with its input halved, up to ``max_retries`` times
@@ -131,11 +143,13 @@ class ADCConfig:
     max_retries: int = 3
 
     def __post_init__(self) -> None:
-        _check_int("adc", "bits", self.bits, 1, 24, optional=True)
-        if self.out_bound == math.inf and self.bits is None:
-            pass
+        _check_int("adc", "bits", self.bits, 2, 24, optional=True)
+        if isinstance(self.out_bound, float) and self.out_bound == math.inf:
+            if self.bits is not None:
+                _fail("adc", "out_bound", self.out_bound, f"a real number in (0, 1e12] with "
+                      f"adc.bits = {self.bits}; inf only with bits = None (an ideal ADC)")
         else:
-            _check_real("adc", "out_bound", self.out_bound, 0.0, 1e12, lo_open=True)
+            _check_real("adc", "out_bound", self.out_bound, _TINY, 1e12)
         _check_choice("adc", "range_mode", self.range_mode, ("fixed", "calibrated"))
         _check_bool("adc", "manage_range", self.manage_range)
         _check_int("adc", "max_retries", self.max_retries, 0, 16)
@@ -222,9 +236,12 @@ class DeviceConfig:
     stuck_off: float = 0.0
 
     def __post_init__(self) -> None:
-        _check_real("device", "w_max", self.w_max, 0.0, 1e6, lo_open=True)
+        _check_real("device", "w_max", self.w_max, _TINY, 1e6)
         _check_int("device", "levels", self.levels, 2, 1 << 20, optional=True)
-        _check_real("device", "dw_min", self.dw_min, 0.0, self.w_max, lo_open=True)
+        _check_real("device", "dw_min", self.dw_min, 0.0, math.inf, lo_open=True)
+        if self.dw_min > self.w_max:
+            _fail("device", "dw_min", self.dw_min, f"a real number in (0.0, {self.w_max}], "
+                  "at most device.w_max (one pulse cannot exceed the weight range)")
         _check_real("device", "up_down", self.up_down, -1.0, 1.0, lo_open=True, hi_open=True)
         _check_choice("device", "bounds", self.bounds, ("soft", "hard"))
         _check_real("device", "ctoc", self.ctoc, 0.0, 10.0)

@@ -86,6 +86,9 @@ class Ledger:
     # ------------------------------------------------------------------ charging
     def charge(self, **counts: int) -> None:
         """Add counts (keyword per counter name) to this scope and its ancestors."""
+        # Called ~20 times per training step: validate and convert each count once, drop
+        # zeros (adding 0 changes nothing), then add the short list up the scope chain.
+        items = []
         for key, n in counts.items():
             if key not in COUNTERS:
                 raise ValueError(f"ledger counter {key!r} is unknown; allowed: "
@@ -93,15 +96,16 @@ class Ledger:
             n = int(n)
             if n < 0:
                 raise ValueError(f"ledger counter {key} charged {n}; allowed: >= 0")
+            if n:
+                items.append((key, n))
+        own = self._own
+        for key, n in items:
+            own[key] += n
         node: Ledger | None = self
-        first = True
         while node is not None:
-            target_total = node._total
-            for key, n in counts.items():
-                target_total[key] += int(n)
-                if first:
-                    node._own[key] += int(n)
-            first = False
+            total = node._total
+            for key, n in items:
+                total[key] += n
             node = node.parent
 
     def totals(self) -> dict[str, int]:

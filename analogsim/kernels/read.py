@@ -32,6 +32,7 @@ __all__ = ["dac_encode", "adc_read"]
 # consumed by the branch-free conversion loop while still in L1.
 _CHUNK = 256
 _F32_MAX = float(np.finfo(np.float32).max)
+_F32_TINY = float(np.finfo(np.float32).tiny)
 _ABS_MASK = np.uint32(0x7FFFFFFF)
 _F32_MAX_BITS = np.uint32(0x7F7FFFFF)
 
@@ -159,6 +160,10 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
     x = _check_array("x", x, np.float32, (None, None))
     levels = _check_bits("bits", bits)
     rng_ = _check_real("input_range", input_range, 0.0, lo_open=True)
+    if not _F32_TINY <= rng_ <= _F32_MAX:
+        # It is the float32 divisor: 0 (underflow) or inf (overflow) would give NaN or 0.
+        raise ValueError(f"input_range = {input_range!r} is invalid; allowed: a positive "
+                         f"float32 normal number, in [{_F32_TINY:.4g}, {_F32_MAX:.4g}]")
     maxabs = _check_bool("maxabs", maxabs)
     starts = _check_starts("col_starts", col_starts, x.shape[1])
     batch = x.shape[0]
@@ -274,7 +279,8 @@ def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray, scale:
     Parameters
     ----------
     y : float32 (B, n_out)
-        Raw products ``xq_block @ W_block.T`` in units of ``w_max`` × full-scale input.
+        Raw products ``xq_block @ W_block.T`` in output units (device-unit weights ×
+        DAC-normalised inputs).
     out : float32 (B, n_out)
         Accumulator in layer units, updated in place.
     sqnorm_block : float32 (B,)

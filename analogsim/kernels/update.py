@@ -457,8 +457,11 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     _pack_trains(d, cd, bl, dkey, c, dt, clips[:, 1])
     nkey = np.uint64(sub_key(int(k), _TAG_CTOC))
     counts = np.zeros((shape[0], 3), dtype=np.int64)
+    # Counts reach batch·bl: that many bits, but never fewer than the two planes (ones,
+    # twos) the adders always write (batch·bl = 1 indexed past the end).
+    n_planes = max(2, (batch * bl).bit_length())
     _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p, frozen_m,
-                        soft, ctoc, nkey, c, (batch * bl).bit_length(), counts)
+                        soft, ctoc, nkey, c, n_planes, counts)
     _raise_bad_alpha(counts)
     return int(counts[:, 0].sum()), int(clips.sum())
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,18 +64,39 @@ class Schedule:
         self.ledger, self.cost = ledger, cost
         self.finish: dict[str, float] = {}
 
-    @contextlib.contextmanager
-    def op(self, name: str, after: Sequence[str] = ()) -> Iterator[None]:
-        before = self.ledger.totals()
-        yield
+    def op(self, name: str, after: Sequence[str] = ()) -> contextlib.AbstractContextManager:
+        """Context manager timing one operation; an op that raises is not recorded."""
+        # A small class instead of @contextmanager: a step opens ~10 ops, and the generator
+        # machinery was a visible share of the per-step Python overhead.
+        return _Op(self, name, after)
+
+    def _record(self, name: str, after: Sequence[str], before: dict[str, int]) -> None:
         now = self.ledger.totals()
         delta = {k: now[k] - before[k] for k in now}
-        start = max((self.finish.get(a, 0.0) for a in after), default=0.0)
-        self.finish[name] = max(self.finish.get(name, 0.0), start + latency_ns(delta, self.cost))
+        finish = self.finish
+        start = max((finish.get(a, 0.0) for a in after), default=0.0)
+        finish[name] = max(finish.get(name, 0.0), start + latency_ns(delta, self.cost))
 
     @property
     def critical_path_ns(self) -> float:
         return max(self.finish.values(), default=0.0)
+
+
+class _Op:
+    """One :meth:`Schedule.op` block: ledger totals on entry, latency recorded on clean exit."""
+
+    __slots__ = ("sched", "name", "after", "before")
+
+    def __init__(self, sched: Schedule, name: str, after: Sequence[str]) -> None:
+        self.sched, self.name, self.after = sched, name, after
+
+    def __enter__(self) -> None:
+        self.before = self.sched.ledger.totals()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc_type is None:
+            self.sched._record(self.name, self.after, self.before)
+        return False
 
 
 def act_deriv(layer, u: np.ndarray, h: np.ndarray, *, rule: str) -> np.ndarray:

@@ -32,7 +32,8 @@ SECTION_CLASSES = {
 # the value and what is allowed.
 BAD_VALUES = [
     # DAC
-    ("dac", "bits", 0), ("dac", "bits", -3), ("dac", "bits", 25), ("dac", "bits", 8.0),
+    ("dac", "bits", 0), ("dac", "bits", 1), ("dac", "bits", -3), ("dac", "bits", 25),
+    ("dac", "bits", 8.0),
     ("dac", "bits", True), ("dac", "bits", "8"), ("dac", "bits", NAN),
     ("dac", "input_range", 0.0), ("dac", "input_range", -1.0), ("dac", "input_range", NAN),
     ("dac", "input_range", INF), ("dac", "input_range", "1"), ("dac", "input_range", True),
@@ -40,7 +41,8 @@ BAD_VALUES = [
     ("dac", "scaling", "none"), ("dac", "scaling", "MAXABS"), ("dac", "scaling", 1),
     ("dac", "scaling", None),
     # ADC
-    ("adc", "bits", 0), ("adc", "bits", 100), ("adc", "bits", False), ("adc", "bits", 7.5),
+    ("adc", "bits", 0), ("adc", "bits", 1), ("adc", "bits", 100), ("adc", "bits", False),
+    ("adc", "bits", 7.5),
     ("adc", "out_bound", 0.0), ("adc", "out_bound", -12.0), ("adc", "out_bound", NAN),
     ("adc", "out_bound", INF),  # inf only with bits=None
     ("adc", "out_bound", "12"), ("adc", "out_bound", True),
@@ -129,7 +131,7 @@ def test_defaults_are_valid_and_documented() -> None:
     {"bits": 8, "out_bound": 12},  # int is accepted for a float field
     {"range_mode": "calibrated", "out_bound": 1.0},
     {"range_mode": "calibrated", "out_bound": 0.25},
-    {"bits": 1}, {"bits": 24}, {"max_retries": 0}, {"max_retries": 16},
+    {"bits": 2}, {"bits": 24}, {"max_retries": 0}, {"max_retries": 16},
 ])
 def test_valid_adc_settings(kwargs: dict) -> None:
     ADCConfig(**kwargs)

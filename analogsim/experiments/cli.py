@@ -1,0 +1,582 @@
+"""The ``analogsim`` command line: train, sweep, report, presets and compare.
+
+Every subcommand turns its arguments into run parameters (:mod:`analogsim.experiments.points`)
+and calls the library; user errors (bad arguments, unknown presets, malformed TOML, unknown
+keys) print one message saying what is wrong and what is allowed and exit with status 2,
+without a traceback. ``python -m analogsim.experiments.cli --doc`` prints the CLI and TOML
+reference (docs/cli.md is generated from it; a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+import re
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..hardware.presets import PRESET_NOTES, PRESETS
+from ..rules import RULES
+from .data import DATASETS
+from .models import model_presets
+from .points import execute, parse_assignment, resolve_point
+from .runner import TRANSPOSES, TrainConfig
+
+__all__ = ["main", "build_parser", "EXPERIMENTS_DIR", "UsageError"]
+
+#: Shipped sweep specs (``<repo>/experiments``).
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+RUN_FN = "analogsim.experiments.points:run_point"
+WARMUP_FN = "analogsim.experiments.points:warmup"
+WIDTH = 100
+_DEF = TrainConfig()
+
+
+class UsageError(ValueError):
+    """A mistake in what the user asked for: reported in one line, exit status 2."""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    # A fixed width keeps --help (and the generated docs/cli.md) independent of the terminal.
+    return argparse.RawDescriptionHelpFormatter(prog, width=WIDTH, max_help_position=30)
+
+
+def _wrap(text: str) -> str:
+    return textwrap.fill(text, WIDTH)
+
+
+def _epilog(title: str, *commands: str) -> str:
+    return "\n".join([title, *(f"  {c}" for c in commands)])
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _add_run_options(p: argparse.ArgumentParser, model: str) -> None:
+    """Options shared by train and compare (``model``: the default network preset)."""
+    p.add_argument("--model", metavar="NAME|FILE", help="network preset (see `analogsim "
+                   f"presets`) or a model TOML file (default: {model})")
+    p.add_argument("--dataset", choices=list(DATASETS), help="data set (default: digits, "
+                   "the embedded 8x8 digits)")
+    p.add_argument("--data-dir", metavar="DIR", help="directory holding the MNIST / "
+                   "Fashion-MNIST IDX files (for --dataset mnist or fashion)")
+    p.add_argument("--transpose", choices=list(TRANSPOSES), help="how BP (and rules using "
+                   f"Wᵀδ) obtain the transposed product (default: {_DEF.transpose})")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any run parameter: hardware field (noise.read_noise=0.05 or "
+                   "hw.adc.bits=6), model field (model.hidden=relu), training field "
+                   "(train.lr=0.1) or rule option (rule.feedback=digital); repeatable, wins "
+                   "over the flags; values are TOML literals (bare words are strings)")
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser(
+        "train", formatter_class=_formatter, help="train one rule on one hardware preset",
+        description=_wrap("Train one learning rule on a network built on simulated analog "
+                          "hardware; report accuracy, loss and the ledger's costs."),
+        epilog=_epilog(
+            "examples:",
+            "analogsim train --rule dfa --hardware ideal --dataset digits --epochs 5 --seed 0 "
+            "--json",
+            "analogsim train --rule bp --hardware rram --transpose shadow "
+            "--set noise.read_noise=0.05",
+            "analogsim train --rule fa --model my-net.toml --set model.hidden=relu --lr 0.1"))
+    p.add_argument("--rule", choices=list(RULES), default=_DEF.rule,
+                   help=f"learning rule (default: {_DEF.rule})")
+    p.add_argument("--hardware", metavar="PRESET|FILE", default="ideal",
+                   help="hardware preset (" + ", ".join(PRESETS) + ") or a hardware TOML file "
+                   "(default: ideal)")
+    _add_run_options(p, "digits-small")
+    p.add_argument("--epochs", type=int, metavar="N",
+                   help=f"training epochs (default: {_DEF.epochs})")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help=f"mini-batch size (default: {_DEF.batch_size})")
+    p.add_argument("--lr", type=float, metavar="RATE",
+                   help=f"learning rate of the forward weights (default: {_DEF.lr})")
+    p.add_argument("--lr-eps", type=float, metavar="RATE",
+                   help=f"learning rate of the smooth activation's ε (default: {_DEF.lr_eps})")
+    p.add_argument("--lr-aux", type=float, metavar="RATE",
+                   help="learning rate of auxiliary modules: TP/DTP inverses, DNI predictors "
+                   f"(default: {_DEF.lr_aux})")
+    p.add_argument("--refresh", type=int, metavar="N",
+                   help=f"probe transpose: pulse updates between read-outs (default: "
+                   f"{_DEF.refresh})")
+    p.add_argument("--staleness", type=int, metavar="STEPS",
+                   help=f"apply each update this many steps late (pipelining; default: "
+                   f"{_DEF.staleness})")
+    p.add_argument("--seed", type=int, metavar="N",
+                   help=f"seed of weights, devices and data order (default: {_DEF.seed})")
+    p.add_argument("--alignment", action="store_true", help="record the angle between the "
+                   "rule's updates and the true gradient after every epoch")
+    p.add_argument("--drift-s", type=float, metavar="SECONDS", help="let the conductances "
+                   "drift this long after training and report the test accuracy again")
+    p.add_argument("--json", action="store_true", help="print one JSON object (no progress "
+                   "bar, no table)")
+    p.add_argument("--save", metavar="PATH", help="write a checkpoint of the trained network "
+                   "and rule")
+
+
+def _add_sweep(sub: Any) -> None:
+    p = sub.add_parser(
+        "sweep", formatter_class=_formatter, help="run every point of a sweep spec (resumable)",
+        description=_wrap("Run every point of a sweep spec (TOML) and store each result as it "
+                          "finishes. Re-running the same spec on the same store resumes: finished "
+                          "points are skipped, interrupted ones run again."),
+        epilog=_epilog(
+            "examples:",
+            "analogsim sweep experiments/rules_vs_read_noise.toml",
+            "analogsim sweep experiments/rules_vs_adc_bits.toml --store results/adc.sqlite "
+            "--workers 2",
+            "analogsim sweep spec.toml --dask local            # a dask LocalCluster",
+            "analogsim sweep spec.toml --dask tcp://10.0.0.5:8786"))
+    p.add_argument("spec", metavar="SPEC.toml", help="sweep spec (see docs/cli.md)")
+    p.add_argument("--store", metavar="FILE", help="SQLite results file (default: "
+                   "results/<spec file name>.sqlite)")
+    p.add_argument("--dask", metavar="ADDRESS|local", help="run on a dask cluster: 'local' "
+                   "starts a LocalCluster, otherwise the address of a running scheduler")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes for local runs "
+                   "and --dask local (default: the number of CPUs)")
+    p.add_argument("--serial", action="store_true", help="run the points one after another "
+                   "in this process (debugging)")
+    p.add_argument("--retry-failed", action="store_true", help="run points that failed "
+                   "before again (default: keep their failure)")
+
+
+def _add_report(sub: Any) -> None:
+    p = sub.add_parser(
+        "report", formatter_class=_formatter, help="tables and plots from a results store",
+        description=_wrap("Read a results store and write a Markdown report (tables of mean ± std "
+                          "over seeds per setting, failed points, plots) and CSV tables."),
+        epilog=_epilog(
+            "example:",
+            "analogsim report results/rules_vs_read_noise.sqlite --out results/read_noise"))
+    p.add_argument("store", metavar="STORE", help="SQLite results file")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: the store's path "
+                   "without .sqlite, plus -report)")
+    p.add_argument("--format", default="md,csv", metavar="md,csv", help="comma-separated "
+                   "table formats (default: md,csv)")
+    p.add_argument("--sweep", metavar="NAME", help="only this sweep of the store")
+    p.add_argument("--no-plots", action="store_true", help="tables only")
+
+
+def _add_presets(sub: Any) -> None:
+    sub.add_parser("presets", formatter_class=_formatter,
+                   help="list hardware, model and experiment presets",
+                   description=_wrap("List the hardware presets, network presets, sweep specs and "
+                                     "learning rules, with one-line descriptions."))
+
+
+def _add_compare(sub: Any) -> None:
+    p = sub.add_parser(
+        "compare", formatter_class=_formatter, help="the main job: every rule on a noisy preset",
+        description=_wrap("Train every learning rule (or --rules) on the digits with the "
+                          "two-hidden-layer digits-deep network on one hardware preset, BP "
+                          "paying for Wᵀ through the probe transpose; print a table (accuracy, "
+                          "energy per sample, transpose share, critical-path latency) and "
+                          "write it as Markdown with plots to --out."),
+        epilog=_epilog(
+            "examples:",
+            "analogsim compare",
+            "analogsim compare --hardware rram --rules bp,fa,dfa --epochs 10 --seeds 3"))
+    p.add_argument("--hardware", metavar="PRESET|FILE", default="aihwkit_default",
+                   help="hardware preset or TOML file (default: aihwkit_default)")
+    p.add_argument("--rules", metavar="LIST", help="comma-separated rules (default: all: "
+                   + ",".join(RULES) + ")")
+    p.add_argument("--epochs", type=int, metavar="N", default=5,
+                   help="training epochs (default: 5)")
+    p.add_argument("--seeds", default="2", metavar="N|LIST", help="number of seeds (0..N-1) "
+                   "or a comma-separated list (default: 2)")
+    p.add_argument("--out", default="results/compare", metavar="DIR",
+                   help="output directory (default: results/compare)")
+    p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: the "
+                   "number of CPUs)")
+    p.add_argument("--serial", action="store_true", help="run in this process, one run after "
+                   "another (debugging)")
+    p.add_argument("--resume", action="store_true", help="keep finished runs of an earlier "
+                   "compare in DIR (default: start afresh)")
+    _add_run_options(p, "digits-deep")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``analogsim`` argument parser (also the source of docs/cli.md)."""
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="analogsim", formatter_class=_formatter,
+        description=_wrap("Train neural networks on simulated forward-only analog crossbars with "
+                          "learning rules that avoid Wᵀ, and compare what they cost."),
+        epilog=_epilog(
+            "start with:",
+            "analogsim compare            # every rule on a noisy preset (the main job)",
+            "analogsim presets            # what hardware, models and sweeps exist",
+            "analogsim train --help"))
+    parser.add_argument("--version", action="version", version=f"analogsim {__version__}")
+    parser.add_argument("--doc", action="store_true", help=argparse.SUPPRESS)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_train, _add_sweep, _add_report, _add_presets, _add_compare):
+        add(sub)
+    return parser
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _json_safe(obj: Any) -> Any:
+    """Replace NaN/inf (not JSON) by None, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
+def _sets(items: Sequence[str]) -> dict[str, Any]:
+    try:
+        return dict(parse_assignment(s) for s in items)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _point_from(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    """Run parameters from the flags that were given, then ``--set`` (which wins)."""
+    point = {}
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None and value is not False:
+            point[name] = value
+    return {**point, **_sets(args.sets)}
+
+
+def _resolve(point: dict[str, Any]):
+    try:
+        return resolve_point(point)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+# --------------------------------------------------------------------------- train
+
+_TRAIN_KEYS = ("rule", "hardware", "model", "dataset", "data_dir", "transpose", "epochs",
+               "batch_size", "lr", "lr_eps", "lr_aux", "refresh", "staleness", "seed",
+               "alignment", "drift_s")
+
+_SUMMARY_ROWS = (
+    ("test_accuracy", "test accuracy", "{:.4f}"),
+    ("test_loss", "test loss", "{:.4f}"),
+    ("train_loss", "train loss (last epoch)", "{:.4f}"),
+    ("val_accuracy", "validation accuracy", "{:.4f}"),
+    ("energy_per_sample_pj", "training energy per sample (pJ)", "{:.4g}"),
+    ("transpose_energy_share", "share spent on transposes", "{:.1%}"),
+    ("critical_path_ns", "critical-path latency per step (ns)", "{:.4g}"),
+    ("test_accuracy_drift", "test accuracy after drift", "{:.4f}"),
+    ("wall_time_s", "wall time (s)", "{:.1f}"),
+)
+
+
+def _checkpoint_module():
+    if importlib.util.find_spec("analogsim.experiments.checkpoint") is None:
+        raise UsageError("--save needs analogsim.experiments.checkpoint, which this "
+                         "installation does not have yet; allowed: run without --save")
+    return importlib.import_module("analogsim.experiments.checkpoint")
+
+
+def _train_table(out: dict[str, Any], rule: str, hw_name: str) -> str:
+    from .report import format_table
+
+    m = out["metrics"]
+    rows = [[label, fmt.format(m[key])] for key, label, fmt in _SUMMARY_ROWS
+            if key in m and not (key == "test_accuracy_drift" and not m.get("drift_s"))]
+    per = m["energy_per_sample_pj"]
+    total = sum(out["energy_breakdown_pj"].values())
+    for kind, pj in out["energy_breakdown_pj"].items():
+        if pj > 0:
+            rows.append([f"  energy per sample: {kind} (pJ)", f"{pj * per / total:.4g}"])
+    return f"{rule} on {hw_name}\n" + format_table(["metric", "value"], rows)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    run = _resolve(_point_from(args, _TRAIN_KEYS))
+    ckpt = _checkpoint_module() if args.save else None
+    if ckpt is not None:
+        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+    bar = None if args.json else tqdm(total=run.train.epochs, desc=run.train.rule,
+                                      unit="epoch", file=sys.stderr)
+
+    def on_epoch(rec: dict[str, Any]) -> None:
+        if bar is not None:
+            bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_acc=f"{rec['val_accuracy']:.3f}")
+            bar.update(1)
+
+    def on_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
+        # Saved after every epoch (atomically, overwriting): the file always holds the
+        # latest finished epoch and resumes with checkpoint.load + runner.train.
+        config = {"hardware": run.hw.to_dict(), "model": trainer.net.config.to_dict(),
+                  "train": run.train.to_dict()}
+        ckpt.save(args.save, trainer, {**state, "config": config})
+
+    try:
+        out = execute(run, on_epoch=on_epoch, on_checkpoint=on_checkpoint if ckpt else None)
+    except (ValueError, FileNotFoundError) as e:  # e.g. a rule that needs a derivative
+        raise UsageError(str(e)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        record = {**out["metrics"], "epochs": out["epochs"],
+                  "energy_breakdown_pj": out["energy_breakdown_pj"], "ledger": out["ledger"],
+                  "config": out["config"]}
+        print(json.dumps(_json_safe(record), sort_keys=True))
+    else:
+        print(_train_table(out, run.train.rule, run.hw.name))
+        if args.save:
+            print(f"checkpoint written to {args.save}")
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def _check_points(spec) -> int:
+    """Resolve every point in the driver, so a typo fails now and not once per worker."""
+    from .sweep import expand
+
+    points = expand(spec)
+    for p in points:
+        try:
+            resolve_point(p)
+        except ValueError as e:
+            raise UsageError(f"{spec.name}: point {p}: {e}") from None
+    return len(points)
+
+
+def _executor(args: argparse.Namespace) -> str:
+    if args.serial and args.dask:
+        raise UsageError("--serial and --dask exclude each other; allowed: one of them")
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers = {args.workers} is invalid; allowed: an integer >= 1")
+    if args.serial:
+        return "serial"
+    if args.dask is None:
+        return "local"
+    return "dask-local" if args.dask == "local" else args.dask
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_spec, run_sweep
+
+    try:
+        spec = load_spec(args.spec)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    _check_points(spec)
+    executor = _executor(args)
+    store = args.store or str(Path("results") / f"{Path(args.spec).stem}.sqlite")
+    try:
+        report = run_sweep(spec, store, RUN_FN, executor, args.workers,
+                           retry_failed=args.retry_failed, warmup_fn=WARMUP_FN)
+    except (ValueError, ImportError) as e:  # a malformed dask address, dask not installed
+        raise UsageError(str(e)) from None
+    print(report)
+    if report.failed:
+        print(f"{report.failed} points failed; see `analogsim report {store}`", file=sys.stderr)
+    print(f"next: analogsim report {store}")
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    store = Path(args.store)
+    if not store.name:  # "" and "." name a directory, not a results file
+        raise UsageError(f"store = {args.store!r} is invalid; allowed: a results file "
+                         "written by `analogsim sweep` or `analogsim compare`")
+    out = Path(args.out) if args.out else store.with_name(store.stem + "-report")
+    try:
+        written = write_report(store, out, formats=formats, sweep=args.sweep,
+                               with_plots=not args.no_plots)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    for path in written:
+        print(path)
+    return 0
+
+
+# --------------------------------------------------------------------------- presets
+
+
+def _one_line(text: str, limit: int = 96) -> str:
+    """First paragraph of ``text`` without sources or reST markup, cut at a word boundary."""
+    text = " ".join(text.strip().split("\n\n")[0].split())
+    text = re.sub(r":math:`([^`]*)`", r"\1", text.split(" Source")[0]).replace("``", "")
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " …"
+
+
+def presets_listing() -> str:
+    """The text ``analogsim presets`` prints."""
+    from .models import load_model
+    from .sweep import load_spec
+
+    def block(title: str, items: list[tuple[str, str]]) -> list[str]:
+        width = max((len(n) for n, _ in items), default=0)
+        return [title, *(f"  {n.ljust(width)}  {d}" for n, d in items), ""]
+
+    hw = [(n, _one_line(PRESET_NOTES[n])) for n in PRESETS]
+    models = []
+    for name, path in model_presets().items():
+        try:
+            models.append((name, load_model(path).description or "-"))
+        except ValueError as e:
+            models.append((name, f"(invalid: {e})"))
+    specs = []
+    for path in sorted(EXPERIMENTS_DIR.glob("*.toml")):
+        try:
+            specs.append((str(path.relative_to(EXPERIMENTS_DIR.parent)),
+                          _one_line(load_spec(path).description or "-")))
+        except ValueError as e:
+            specs.append((path.name, f"(invalid: {e})"))
+    rules = [(n, _one_line(c.__doc__ or "-")) for n, c in RULES.items()]
+    lines = block("hardware presets (--hardware NAME; TOML copies in models/hardware/):", hw)
+    lines += block("network presets (--model NAME; models/networks/):", models)
+    lines += block("sweep specs (analogsim sweep FILE):", specs)
+    lines += block("learning rules (--rule NAME; docs/rules.md):", rules)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    print(presets_listing(), end="")
+    return 0
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        if "," in text:
+            seeds = [int(s) for s in text.split(",") if s.strip()]
+        else:
+            seeds = list(range(int(text)))
+    except ValueError:
+        seeds = []
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageError(f"--seeds {text!r} is invalid; allowed: a count N >= 1 (seeds 0..N-1) "
+                         "or a comma-separated list of distinct integers >= 0")
+    return seeds
+
+
+def _rules(text: str | None) -> list[str]:
+    if text is None:
+        return list(RULES)
+    rules = [r.strip() for r in text.split(",") if r.strip()]
+    bad = [r for r in rules if r not in RULES]
+    if bad or not rules:
+        raise UsageError(f"--rules {text!r}: {bad[0] if bad else 'empty'} is not a rule; "
+                         "allowed: a comma-separated list of " + ", ".join(RULES))
+    return list(dict.fromkeys(rules))
+
+
+def compare_spec(args: argparse.Namespace):
+    """The sweep ``compare`` runs: every rule × seed on one hardware preset."""
+    from .sweep import SweepSpec
+
+    base: dict[str, Any] = {"hardware": args.hardware, "dataset": args.dataset or "digits",
+                            "model": args.model or "digits-deep", "epochs": args.epochs,
+                            "transpose": args.transpose or "probe", "alignment": True}
+    if args.data_dir:
+        base["data_dir"] = args.data_dir
+    base.update(_sets(args.sets))
+    return SweepSpec(name="compare", description=f"every rule on {args.hardware}", base=base,
+                     grid={"rule": _rules(args.rules), "seed": _seeds(args.seeds)})
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .report import format_table, markdown_table, summarise, table_rows, write_plots
+    from .store import ResultsStore
+    from .sweep import run_sweep
+
+    spec = compare_spec(args)
+    _check_points(spec)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers = {args.workers} is invalid; allowed: an integer >= 1")
+    out = Path(args.out)
+    store = out / "compare.sqlite"
+    if not args.resume:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store}{suffix}").unlink(missing_ok=True)
+    start = time.perf_counter()
+    report = run_sweep(spec, store, RUN_FN, "serial" if args.serial else "local", args.workers,
+                       retry_failed=True, warmup_fn=WARMUP_FN)
+    with ResultsStore(store) as s:
+        summary = summarise("compare", s.rows("compare"))
+    headers, rows = table_rows(summary)
+    epochs = f"{args.epochs} epoch" + ("s" if args.epochs != 1 else "")
+    print(f"\n{spec.description}, {epochs}, seeds {spec.grid['seed']} "
+          f"({report.done} runs, {report.failed} failed, "
+          f"{time.perf_counter() - start:.0f} s wall)\n")
+    print(format_table(headers, rows))
+    images = write_plots(summary, out, prefix="compare")
+    md = [f"# `analogsim compare` on {args.hardware}", "",
+          f"{epochs} on {spec.base['dataset']} with {spec.base['model']}, seeds "
+          f"{spec.grid['seed']}; mean ± std over seeds.", "", markdown_table(headers, rows), ""]
+    md += [f"![{t}]({p.name})" for t, p in images.items()]
+    (out / "compare.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    print(f"\nwritten: {out / 'compare.md'}, " + ", ".join(p.name for p in images.values()))
+    if summary.failed:
+        from .report import failed_table
+
+        print("\nfailed runs:\n" + format_table(*failed_table(summary)), file=sys.stderr)
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+COMMANDS = {"train": cmd_train, "sweep": cmd_sweep, "report": cmd_report,
+            "presets": cmd_presets, "compare": cmd_compare}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``analogsim`` console script; returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse has printed usage and the error (status 2) or help (0)
+        return int(e.code or 0)
+    if args.doc:
+        from .clidoc import reference
+
+        print(reference(), end="")
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as e:
+        print(f"analogsim {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except FloatingPointError as e:
+        print(f"analogsim {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"analogsim {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

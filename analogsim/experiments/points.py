@@ -1,0 +1,295 @@
+"""Run parameters: one flat ``{key: value}`` dict describes a training run.
+
+The command line's ``train`` builds such a dict from its flags and ``--set`` options, and a
+sweep point (see :mod:`analogsim.experiments.sweep`) *is* one; :func:`resolve_point` turns
+it into the hardware, model and training configs, and :func:`run_point` (the sweep's run
+function) trains it and returns the record the results store keeps.
+
+Keys
+----
+``hardware``
+    hardware preset name or TOML file (default ``"ideal"``).
+``model``
+    network preset name or TOML file (default ``"digits-small"``).
+``rule``, ``dataset``, ``data_dir``, ``epochs``, ``batch_size``, ``lr``, ``lr_eps``,
+``lr_aux``, ``seed``, ``transpose``, ``refresh``, ``staleness``
+    fields of :class:`~analogsim.experiments.runner.TrainConfig` (``train.<field>`` works too).
+``hw.<section>.<field>`` (or just ``<section>.<field>``)
+    one hardware field, e.g. ``hw.noise.read_noise``; ``"none"`` sets an optional field to
+    None; all fields of one section are applied together.
+``model.<field>``
+    one :class:`~analogsim.layers.network.ModelConfig` field, e.g. ``model.hidden``.
+``rule.<option>``
+    a constructor option of the rule, e.g. ``rule.feedback = "digital"``.
+``alignment``
+    ``true``: after every epoch record the angle between the rule's weight updates and the
+    true gradient (:func:`analogsim.experiments.plots.alignment_angles`, on a copy; the run
+    itself is not changed).
+``drift_s``
+    seconds of conductance drift after training; the test set is evaluated again and
+    reported as ``test_accuracy_drift`` (0: skipped).
+``"a+b"`` (a *bundle*)
+    sets several keys together from a list, ``"rule+transpose" = ["bp", "shadow"]``; in a
+    sweep grid a list of such lists varies them jointly instead of as a product.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..hardware.config import HardwareConfig
+from ..hardware.presets import PRESETS, get_preset
+from ..hardware.toml_io import apply_overrides, load_hardware
+from ..layers.network import ModelConfig
+from .data import Dataset, load_dataset, onehot
+from .models import MODEL_FIELDS, apply_model_overrides, load_model
+from .runner import TrainConfig, build_run, train
+
+__all__ = ["TRAIN_KEYS", "RUN_KEYS", "Run", "parse_value", "parse_assignment",
+           "expand_bundles", "resolve_point", "execute", "run_point", "warmup"]
+
+#: TrainConfig fields settable as plain keys (``rule_options`` goes through ``rule.<opt>``).
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "rule_options")
+#: Every plain (undotted) key a run accepts.
+RUN_KEYS = ("hardware", "model", *TRAIN_KEYS, "alignment", "drift_s")
+DEFAULTS = {"hardware": "ideal", "model": "digits-small", "alignment": False, "drift_s": 0.0}
+ALIGNMENT_BATCH = 256
+
+_ALLOWED = ("allowed: " + ", ".join(RUN_KEYS) + ", 'hw.<section>.<field>', "
+            "'model.<field>', 'rule.<option>', 'train.<field>' or a bundle 'a+b'")
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse_value(text: str) -> Any:
+    """A TOML literal (``6``, ``0.02``, ``true``, ``"soft"``, ``[64, 32, 10]``); a bare word
+    such as ``soft`` or ``bp`` is taken as a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        word = text.strip()
+        if word and all(c.isalnum() or c in "_-./" for c in word):
+            return word
+        raise ValueError(f"value {text!r} is not a TOML literal; allowed: a number, true/"
+                         "false, a quoted string, a list, or a bare word") from None
+
+
+def parse_assignment(item: str) -> tuple[str, Any]:
+    """Split ``"key=value"`` into the key and its parsed value (see :func:`parse_value`)."""
+    key, eq, raw = item.partition("=")
+    if not eq or not key.strip():
+        raise ValueError(f"--set {item!r} is invalid; allowed: key=value, e.g. "
+                         "noise.read_noise=0.05, model.hidden=relu, train.lr=0.1")
+    try:
+        return key.strip(), parse_value(raw)
+    except ValueError as e:
+        raise ValueError(f"--set {item!r}: {e}") from None
+
+
+def expand_bundles(point: Mapping[str, Any]) -> dict[str, Any]:
+    """Replace every ``"a+b": [va, vb]`` entry by ``a = va, b = vb`` (later keys win)."""
+    out: dict[str, Any] = {}
+    for key, value in point.items():
+        if "+" not in key:
+            out[key] = value
+            continue
+        parts = [p.strip() for p in key.split("+")]
+        if not all(parts) or not isinstance(value, list) or len(value) != len(parts):
+            raise ValueError(f"bundle {key!r} = {value!r} is invalid; allowed: a list of "
+                             f"{len(parts)} values, one per key of {parts}")
+        out.update(zip(parts, value, strict=True))
+    return out
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+@dataclass(frozen=True)
+class Run:
+    """A resolved run: what :func:`execute` needs."""
+
+    hw: HardwareConfig
+    model: ModelConfig
+    train: TrainConfig
+    alignment: bool = False
+    drift_s: float = 0.0
+
+
+def _toml_literal(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if isinstance(value, int | float | str):
+        return json.dumps(value)
+    raise ValueError(f"{key} = {value!r} is invalid; allowed: a number, boolean or string")
+
+
+def _load_hardware(name: Any) -> HardwareConfig:
+    if not isinstance(name, str):
+        raise ValueError(f"hardware = {name!r} is invalid; allowed: a preset ("
+                         + ", ".join(PRESETS) + ") or a path to a .toml file")
+    if name in PRESETS:
+        return get_preset(name)
+    if not name.endswith(".toml"):
+        raise ValueError(f"hardware preset {name!r} is unknown; allowed: "
+                         + ", ".join(PRESETS) + " or a path to a .toml file")
+    try:
+        return load_hardware(name)
+    except FileNotFoundError as e:
+        raise ValueError(str(e) + "; allowed: an existing .toml file or a preset: "
+                         + ", ".join(PRESETS)) from None
+
+
+def _sort_keys(point: Mapping[str, Any]) -> tuple[dict, list[str], dict, dict]:
+    """Split keys into plain run keys, hardware overrides, model fields and rule options."""
+    plain: dict[str, Any] = {}
+    hw: list[str] = []
+    model: dict[str, Any] = {}
+    rule: dict[str, Any] = {}
+    sections = HardwareConfig.SECTIONS
+    for key, value in expand_bundles(point).items():
+        head, dot, rest = key.partition(".")
+        if not dot and key in RUN_KEYS:
+            plain[key] = value
+        elif head == "train" and rest in TRAIN_KEYS:
+            plain[rest] = value
+        elif head == "hw" and rest:
+            hw.append(f"{rest}={_toml_literal(key, value)}")
+        elif head in sections and rest:
+            hw.append(f"{key}={_toml_literal(key, value)}")
+        elif head == "model" and rest:
+            if rest not in MODEL_FIELDS:
+                raise ValueError(f"key {key!r} is unknown; model fields: "
+                                 + ", ".join(MODEL_FIELDS))
+            model[rest] = value
+        elif head == "rule" and rest:
+            rule[rest] = value
+        else:
+            raise ValueError(f"key {key!r} is unknown; {_ALLOWED}")
+    return plain, hw, model, rule
+
+
+def resolve_point(point: Mapping[str, Any]) -> Run:
+    """Turn a run-parameter dict into a :class:`Run` (see the module docstring for keys).
+
+    Raises
+    ------
+    ValueError
+        Unknown key, unknown preset, malformed file or invalid value; the message says what
+        is allowed.
+    """
+    if not isinstance(point, Mapping):
+        raise ValueError(f"point = {point!r} is invalid; allowed: a table of run parameters")
+    plain, hw_over, model_over, rule_opts = _sort_keys(point)
+    plain = {**DEFAULTS, **plain}
+    hw = _load_hardware(plain.pop("hardware"))
+    if hw_over:
+        hw = apply_overrides(hw, hw_over)
+    model_name = plain.pop("model")
+    if not isinstance(model_name, str):
+        raise ValueError(f"model = {model_name!r} is invalid; allowed: a preset name or a "
+                         ".toml path")
+    model = load_model(model_name)
+    if model_over:
+        model = apply_model_overrides(model, model_over)
+    alignment, drift_s = plain.pop("alignment"), plain.pop("drift_s")
+    if not isinstance(alignment, bool):
+        raise ValueError(f"alignment = {alignment!r} is invalid; allowed: true or false")
+    if not isinstance(drift_s, int | float) or isinstance(drift_s, bool) \
+            or not 0 <= drift_s < math.inf:
+        raise ValueError(f"drift_s = {drift_s!r} is invalid; allowed: seconds >= 0")
+    try:
+        cfg = TrainConfig(**plain, rule_options=rule_opts)
+    except TypeError as e:  # a wrongly typed value the dataclass did not catch
+        raise ValueError(f"train config: {e}") from None
+    return Run(hw, model, cfg, alignment, float(drift_s))
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _arrays(trainer) -> list[Any]:
+    """Every crossbar array of the network and of the rule's modules (for drift)."""
+    layers = [*trainer.net.layers, *trainer.rule.modules().values()]
+    return [layer.array for layer in layers if hasattr(layer, "array")]
+
+
+def _alignment_hook(trainer, ds: Dataset) -> Callable[[dict], None]:
+    from .plots import alignment_angles  # plots may inspect device state; the run may not
+
+    x = ds.x_train[:ALIGNMENT_BATCH]
+    y = ds.y_train[:ALIGNMENT_BATCH]
+    t = onehot(y, ds.n_classes) if ds.n_classes else y.astype(np.float32)
+
+    def hook(record: dict) -> None:
+        record["alignment_deg"] = alignment_angles(trainer, x, t)
+    return hook
+
+
+def execute(run: Run, *, dataset: Dataset | None = None,
+            on_epoch: Callable[[dict], None] | None = None,
+            on_checkpoint: Callable[[Any, dict], None] | None = None) -> dict[str, Any]:
+    """Train ``run`` with :func:`analogsim.experiments.runner.train`, plus the optional
+    alignment and drift measurements; returns the runner's record.
+
+    ``on_epoch(record)`` and ``on_checkpoint(trainer, state)`` are passed to the runner
+    (the alignment angles are added to ``record`` before ``on_epoch`` sees it).
+    """
+    cfg = run.train
+    ds = dataset if dataset is not None else load_dataset(
+        cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
+    trainer = build_run(run.hw, run.model, cfg, ds.n_features, ds.n_outputs)
+    hooks = [h for h in (_alignment_hook(trainer, ds) if run.alignment else None, on_epoch) if h]
+
+    def each_epoch(record: dict) -> None:
+        for hook in hooks:
+            hook(record)
+
+    out = train(run.hw, run.model, cfg, dataset=ds, trainer=trainer, on_epoch=each_epoch,
+                on_checkpoint=on_checkpoint)
+    if run.drift_s > 0:
+        for array in _arrays(trainer):
+            array.advance_clock(run.drift_s)
+        x, y = ds.get_split("test")
+        t = onehot(y, ds.n_classes) if ds.n_classes else y.astype(np.float32)
+        _, acc = trainer.net.evaluate(x, t)
+        out["metrics"]["test_accuracy_drift"] = acc if ds.n_classes else float("nan")
+    out["metrics"]["drift_s"] = run.drift_s
+    return out
+
+
+def to_record(out: Mapping[str, Any]) -> dict[str, Any]:
+    """The runner's record in the shape a sweep stores (no trainer object)."""
+    return {
+        "config": out["config"],
+        "metrics": out["epochs"],
+        "ledger": {"counts": out["ledger"], "energy_breakdown_pj": out["energy_breakdown_pj"]},
+        "summary": out["metrics"],
+    }
+
+
+def run_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Sweep run function (``"analogsim.experiments.points:run_point"``)."""
+    return to_record(execute(resolve_point(point)))
+
+
+def warmup() -> None:
+    """Compile (or load from numba's cache) the kernels every run uses, once, in the driver."""
+    from ..hardware.array import CrossbarArray
+
+    rng = np.random.default_rng(0)
+    for name in ("aihwkit_default", "pcm"):  # stochastic and expected pulse updates
+        arr = CrossbarArray(4, 3, get_preset(name), seed=0)
+        x = rng.uniform(-1, 1, (2, 3)).astype(np.float32)
+        arr.mvm(x)
+        arr.pulse_update(x, rng.uniform(-1, 1, (2, 4)).astype(np.float32), 0.01)

@@ -1,0 +1,109 @@
+"""Non-physical inspection of crossbar arrays, for tests, plots and debugging only.
+
+Why this module exists
+----------------------
+A :class:`~analogsim.hardware.array.CrossbarArray` deliberately offers no way to read its
+weights or to compute ``Wᵀ v``: real hardware can only be read forward, through the DAC,
+the noisy array and the ADC, and every such read costs energy that the ledger charges. A
+simulator, however, knows the exact conductances, and tests, plots and debugging sessions
+need them (does programming hit its target? how far has a shadow copy diverged from the
+devices? how much did drift change the weights?). Those questions are answered here, in
+one clearly named place, so that every non-physical access to device state can be found
+with a single ``grep oracle``.
+
+Rules
+-----
+* Nothing here charges a ledger, draws a random number, or changes the array: every
+  function returns copies, and calling them does not alter any later read or update.
+* **Library code must never call this module.** Only tests and plotting code
+  (``analogsim/experiments/plots.py``) may import it; a learning rule, layer or transpose
+  strategy that used it would get information the hardware cannot provide, for free. A test
+  (``tests/hardware/test_array.py``) greps the package to enforce this.
+
+This is the only module besides :mod:`analogsim.hardware.array` that touches the array's
+private device state (``_gp``, ``_gm``, ``_frozen_p``, ``_frozen_m``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .hardware.array import CrossbarArray
+
+__all__ = ["conductances", "weights", "stuck_mask", "shadow_divergence", "drift_clock"]
+
+
+def _check(array: object) -> CrossbarArray:
+    if not isinstance(array, CrossbarArray):
+        raise TypeError(f"array must be a CrossbarArray, got {type(array).__name__}")
+    return array
+
+
+def conductances(array: CrossbarArray) -> tuple[np.ndarray, np.ndarray]:
+    """Copies of the normalised conductances ``(G+, G-)``: float32 ``(n_out, n_in)``, in [0, 1]."""
+    a = _check(array)
+    return a._gp.copy(), a._gm.copy()
+
+
+def weights(array: CrossbarArray) -> np.ndarray:
+    """The effective weights ``w_max (G+ - G-)`` in device units, as a float64 copy.
+
+    This is the noise-free matrix behind every read (the read path uses the same values
+    in float32); it includes programming error, level quantisation, pulse updates, drift
+    and stuck devices, but no read noise, output noise or converter effects.
+    """
+    a = _check(array)
+    return a.hw.device.w_max * (a._gp.astype(np.float64) - a._gm.astype(np.float64))
+
+
+def stuck_mask(array: CrossbarArray, device: str = "any") -> np.ndarray:
+    """Boolean ``(n_out, n_in)`` mask of stuck devices.
+
+    Parameters
+    ----------
+    device : {"any", "both", "plus", "minus"}
+        ``any``: cells with at least one stuck device; ``both``: cells whose two devices are
+        stuck (the weight cannot change at all); ``plus`` / ``minus``: the ``G+`` / ``G-``
+        device is stuck.
+    """
+    a = _check(array)
+    p, m = a._frozen_p != 0, a._frozen_m != 0
+    masks = {"any": p | m, "both": p & m, "plus": p, "minus": m}
+    if device not in masks:
+        raise ValueError(f"device = {device!r} is invalid; allowed: "
+                         + ", ".join(repr(k) for k in masks))
+    return masks[device].copy()
+
+
+def shadow_divergence(array: CrossbarArray, shadow_weights: np.ndarray) -> dict[str, float]:
+    """How far a digital copy of the intended weights is from the devices.
+
+    With ``W = weights(array)`` and ``S = shadow_weights`` (device units, shape
+    ``(n_out, n_in)``)::
+
+        rel_fro = ‖W − S‖_F / ‖S‖_F        (0 if both are 0, inf if only S is 0)
+        max_abs = max_ij |W_ij − S_ij|     (device units)
+    """
+    a = _check(array)
+    s = np.asarray(shadow_weights)
+    if s.dtype.kind != "f":
+        raise TypeError(f"shadow_weights.dtype = {s.dtype} is not allowed; allowed: a "
+                        "floating dtype")
+    if s.shape != a.shape:
+        raise ValueError(f"shadow_weights.shape = {s.shape} is invalid; allowed: {a.shape}")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("shadow_weights contains NaN or Inf; allowed: finite values")
+    s = s.astype(np.float64)
+    diff = weights(a) - s
+    num = float(np.linalg.norm(diff))
+    den = float(np.linalg.norm(s))
+    if den > 0.0:
+        rel = num / den
+    else:
+        rel = 0.0 if num == 0.0 else float("inf")
+    return {"rel_fro": rel, "max_abs": float(np.max(np.abs(diff)))}
+
+
+def drift_clock(array: CrossbarArray) -> float:
+    """Seconds since the array was last programmed (the time the drift model has applied)."""
+    return float(_check(array).clock)

@@ -1,0 +1,301 @@
+r"""Synthetic gradients (DNI, Jaderberg et al. 2016) and the BP / synthetic-gradient hybrid.
+
+Notation as in :mod:`analogsim.rules.feedback`: layer ``l`` computes
+:math:`u_l = W_l x_l + b_l`, :math:`h_l = f(u_l)`; the network has layers ``0 … L`` and the
+output error is :math:`e = \partial E/\partial u_L` (with the batch mean's ``1/B``).
+
+**Predictors.** A *boundary* layer ``l`` owns a linear predictor ``M_l`` (an array on the
+network's hardware for an analog network, digital otherwise; zero-initialised) of the
+*per-sample* gradient of the loss with respect to the layer's output,
+
+.. math:: \hat g_l = M_l\,[h_l;\,t] + c_l \;\approx\; g_l = B\,\partial E/\partial h_l ,
+
+conditioned on the one-hot label ``t`` when ``label = True`` (Jaderberg et al. found the
+label important). Predicting :math:`\partial E/\partial h_l` rather than
+:math:`\partial E/\partial u_l` keeps the target close to linear in ``[h; t]`` (for the top
+hidden layer it is :math:`W_L^\top(\mathrm{softmax}(u_L) - t)`); the factor ``B`` makes the
+predictor independent of the batch size. The layer is updated *at once* with
+
+.. math:: \hat\delta_l = \hat g_l \odot f'(u_l) / B, \qquad
+          \Delta W_l = -\eta\,\hat\delta_l^\top x_l ,
+
+which needs only its own forward pass and one predictor read (decoupled).
+
+**Predictor targets.** ``M_l`` is trained by the squared error
+:math:`\tfrac1{2B}\sum\lVert\hat g_l - g_l^\ast\rVert^2` — the :class:`Update` (``aux``) with
+``delta = κ (ĝ_l − g*_l)/B`` on input ``[h_l; t]``, stepped with ``lr_aux`` (so the predictors'
+learning rate is ``κ·lr_aux``, ``κ = predictor_lr_scale``) — against
+
+.. math:: g_l^\ast = B\,\mathcal{T}_{l+1}(\delta_{l+1}),
+
+where :math:`\delta_{l+1}` is the error the layer above was updated with (the true ``e`` above
+the top hidden layer; the next layer's synthetic :math:`\hat\delta_{l+1}` below it —
+*bootstrapping*, like TD learning) and :math:`\mathcal T_{l+1}` is the step through
+:math:`W_{l+1}^\top`: the layer's transpose strategy (``target = "transpose"``; the network
+must be built with one, see :attr:`needs_transpose`) or a fixed random feedback matrix
+:math:`B_{l+1}` (``target = "feedback"``, default; a feedback-alignment approximation, no
+transpose). With ``bootstrap = False`` the targets are the *true* gradients instead,
+:math:`\delta_l^\ast = \mathcal T_{l+1}(\delta_{l+1}^\ast) \odot f'(u_l)` from
+:math:`\delta_L^\ast = e` — a sequential chain, but only the predictors wait for it.
+
+**Zero initialisation.** All ``M_l, c_l`` start at zero, so on the first step every hidden
+layer's weights *and* biases are unchanged (:math:`\hat\delta_l = 0`); the output layer
+learns from ``e``, the top predictor from its true target, and the bootstrapped lower
+predictors (target :math:`\mathcal T(\hat\delta_{l+1}) = 0`) only from the second step on.
+
+**Hybrid** (seed 000's last paragraph): the layers are cut, from the top, into blocks of
+``blocks`` layers; inside a block BP runs through the transpose strategy; the top layer of each
+lower block is a boundary layer with a predictor as above, bootstrapped from the error that
+the block above back-propagated to its own bottom layer. The top block gets the true error.
+``blocks = 1`` is DNI with ``target = "transpose"``; ``blocks ≥`` depth is BP.
+
+**Tuning** (digits, 5 epochs, tanh): with ``target = "feedback"`` DNI behaves like a lagging
+FA — the lag is the predictor's fit. With a predictor step ``κ·lr_aux = 0.01`` its cosine
+with its target stays near 0.6 and the hidden layers barely beat frozen ones;
+``κ·lr_aux ≈ 0.05–0.1`` fits it (cosine ≈ 0.9 on ideal hardware). On noisy arrays a
+predictor's read noise does not shrink with the gradient, so larger steps stop helping
+(``aihwkit_default`` is best near 0.03–0.05); hence ``κ = 5``.
+
+**Schedule.** Ops per boundary layer: ``pred{l}`` after ``fwd{l}``, then ``upd:W{l}``;
+``tgt{l}`` after the op that produced :math:`\delta_{l+1}`, then ``upd:M{l}``; inside hybrid
+blocks ``bwd{l}`` as for BP. DNI's critical path is therefore the forward chain plus one
+``Wᵀ`` step and a predictor update — not the backward chain; the hybrid's adds the
+backward chain of one block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..layers.linear import AnalogLinear, DigitalLinear
+from ..layers.network import Network
+from .base import Rule, Schedule, Update, act_deriv, eps_grad
+from .feedback import FEEDBACK, fixed_layer
+
+__all__ = ["DNI", "Hybrid", "TARGETS"]
+
+TARGETS = ("feedback", "transpose")
+
+
+def _check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} = {value!r} is invalid; allowed: true or false")
+    return bool(value)
+
+
+def _check_number(name: str, value: object, lo: float, hi: float, lo_open: bool) -> float:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) \
+        and (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        raise ValueError(f"{name} = {value!r} is invalid; allowed: a number in "
+                         f"{'(' if lo_open else '['}{lo:g}, {hi:g}]")
+    return float(value)
+
+
+class _Synthetic(Rule):
+    """Shared engine: boundary layers with predictors, BP inside blocks, predictor targets.
+
+    ``block`` layers per block (1: DNI). Subclasses fix ``target``/``bootstrap`` or expose them.
+    """
+
+    def __init__(self, *, seed: int, label: bool, target: str, bootstrap: bool, block: int,
+                 feedback: str, feedback_scale: float, headroom: float,
+                 predictor_lr_scale: float) -> None:
+        super().__init__(seed=seed)
+        if target not in TARGETS:
+            raise ValueError(f"target = {target!r} is invalid; allowed: {', '.join(TARGETS)}")
+        if feedback not in FEEDBACK:
+            raise ValueError(f"feedback = {feedback!r} is invalid; allowed: {', '.join(FEEDBACK)}")
+        self.label = _check_bool("label", label)
+        self.bootstrap = _check_bool("bootstrap", bootstrap)
+        self.target = target
+        self.block = block
+        self.feedback_where = feedback
+        self.feedback_scale = _check_number("feedback_scale", feedback_scale, 0, 1e3, True)
+        self.headroom = _check_number("headroom", headroom, 1, 1e3, False)
+        self.predictor_lr_scale = _check_number("predictor_lr_scale", predictor_lr_scale, 0,
+                                                1e3, False)
+        self.predictors: dict[str, object] = {}
+        self.feedback: dict[str, object] = {}
+        self.boundaries: tuple[int, ...] = ()
+
+    @property
+    def needs_transpose(self) -> bool:  # type: ignore[override]
+        """True when a ``Wᵀ`` step goes through the network's transpose strategy."""
+        return self.target == "transpose" or self.block > 1
+
+    def modules(self) -> dict[str, object]:
+        return {**self.predictors, **self.feedback}
+
+    # ------------------------------------------------------------------ build
+    def build(self, net: Network) -> None:
+        super().build(net)
+        n = len(net)
+        # Block tops below the top block, from the top down: n-1-k, n-1-2k, …
+        self.boundaries = tuple(range(n - 1 - self.block, -1, -self.block))
+        n_label = net.n_out if self.label else 0
+        self.predictors = {f"M{l}": self._predictor(net, l, n_label) for l in self.boundaries}
+        self.feedback = {}
+        if self.target == "feedback":
+            for l in self._feedback_layers(n):
+                layer = net.layers[l]
+                self.feedback[f"B{l}"] = fixed_layer(
+                    net, layer.n_out, layer.n_in, where=self.feedback_where,
+                    seed=self.seed * 7919 + l + 1, scale=self.feedback_scale, name=f"B{l}",
+                    ledger=self.ledger.child(f"B{l}"))
+
+    def _feedback_layers(self, n: int) -> list[int]:
+        """Layers whose ``Wᵀ`` a predictor target needs (all above a boundary, or the chain)."""
+        if self.bootstrap:
+            return [l + 1 for l in self.boundaries]
+        return list(range(1, n))
+
+    def _predictor(self, net: Network, l: int, n_label: int):
+        layer = net.layers[l]
+        kw = dict(activation="identity", bias=True, init="zero", seed=self.seed * 104729 + l,
+                  ledger=self.ledger.child(f"M{l}"), name=f"M{l}")
+        if layer.backend == "analog" and net.hw is not None:
+            return AnalogLinear(layer.n_out + n_label, layer.n_out, hw=net.hw,
+                                headroom=self.headroom, **kw)
+        return DigitalLinear(layer.n_out + n_label, layer.n_out, **kw)
+
+    # ------------------------------------------------------------------ step
+    def _transport(self, net: Network, l: int, delta: np.ndarray) -> np.ndarray:
+        """``W_lᵀ δ`` through the transpose strategy, or ``B_l δ`` (fixed feedback)."""
+        if self.target == "transpose":
+            return net.layers[l].backward_input(delta)
+        return self.feedback[f"B{l}"].read(delta)
+
+    def _pred_input(self, h: np.ndarray, target: np.ndarray) -> np.ndarray:
+        if not self.label:
+            return h
+        return np.concatenate([h, np.asarray(target, dtype=h.dtype)], axis=1)
+
+    def compute(self, net: Network, x: np.ndarray, target: np.ndarray,
+                sched: Schedule) -> tuple[float, list[Update]]:
+        z = self.forward(net, x, sched)
+        loss, e = self.output_error(net, z, target, sched)
+        c, n, bsz = net.cache, len(net), x.shape[0]
+        top = net.layers[-1]
+        if top.act.name != "identity":
+            e = e * act_deriv(top, c.u[-1], c.h[-1], rule=self.name)
+        deltas, after = {n - 1: e}, {n - 1: "loss"}
+        ups = [Update(top, c.x[-1], e, "loss", eps_grad(top, e, c.h[-1]), name=f"W{n - 1}")]
+        preds = {}
+        for l in range(n - 2, -1, -1):
+            if l in self.boundaries:
+                op, dep = f"pred{l}", (f"fwd{l}",)
+            else:
+                op, dep = f"bwd{l}", (after[l + 1],)
+            with sched.op(op, dep):
+                if l in self.boundaries:
+                    inp = self._pred_input(c.h[l], target)
+                    s = self.predictors[f"M{l}"].forward(inp)[0]
+                    preds[l] = (inp, s)
+                    signal = s / np.float32(bsz)
+                    self._charge(l, mults=s.size)
+                else:
+                    signal = net.layers[l + 1].backward_input(deltas[l + 1])
+                deltas[l] = signal * act_deriv(net.layers[l], c.u[l], c.h[l], rule=self.name)
+            after[l] = op
+            ups.append(Update(net.layers[l], c.x[l], deltas[l], op,
+                              eps_grad(net.layers[l], deltas[l], c.h[l]), name=f"W{l}"))
+        return loss, ups + self._predictor_updates(net, deltas, after, preds, bsz, sched)
+
+    def _predictor_updates(self, net, deltas, after, preds, bsz, sched) -> list[Update]:
+        """Targets ``g*_l = B·T_{l+1}(δ_{l+1})`` and the predictors' squared-error updates."""
+        ups, c = [], net.cache
+        true, t_after = {len(net) - 1: deltas[len(net) - 1]}, {len(net) - 1: "loss"}
+        src, src_after = (deltas, after) if self.bootstrap else (true, t_after)
+        for l in range(len(net) - 2, -1, -1):
+            if l not in self.boundaries:
+                continue
+            with sched.op(f"tgt{l}", (src_after[l + 1],)):
+                g = self._transport(net, l + 1, src[l + 1]) * np.float32(bsz)
+                inp, s = preds[l]
+                # lr_aux·scale is the predictors' step: folded into δ, as ΔM = −lr δᵀ[h; t].
+                resid = (s - g) * np.float32(self.predictor_lr_scale / bsz)
+                self._charge(l, mults=2 * g.size, adds=g.size)
+                if not self.bootstrap:
+                    # The true chain continues below: δ*_l = g*_l ⊙ f'(u_l) / B.
+                    true[l] = g / np.float32(bsz) * act_deriv(net.layers[l], c.u[l], c.h[l],
+                                                               rule=self.name)
+                    t_after[l] = f"tgt{l}"
+            ups.append(Update(self.predictors[f"M{l}"], inp, resid, f"tgt{l}", aux=True,
+                              name=f"M{l}"))
+        return ups
+
+    def _charge(self, l: int, *, mults: int = 0, adds: int = 0) -> None:
+        self.ledger.child(f"M{l}").child("periphery").charge(digital_mults=mults,
+                                                             digital_adds=adds)
+
+
+class DNI(_Synthetic):
+    """Synthetic gradients: every hidden layer learns from its own linear gradient predictor.
+
+    Parameters
+    ----------
+    seed : int
+        Seeds the predictors' arrays and the feedback matrices.
+    label : bool
+        Condition the predictors on the one-hot label (input ``[h_l; t]``); default True.
+    target : {"feedback", "transpose"}
+        How the predictor targets take the step through ``W_{l+1}ᵀ``: a fixed random feedback
+        matrix (default; no transpose needed) or the network's transpose strategy
+        (:attr:`needs_transpose` becomes True, and the runner builds the network with one).
+    bootstrap : bool
+        Targets from the next layer's *predicted* error (default) or from the true error chain.
+    feedback : {"analog", "digital"}
+        Where fixed feedback matrices live (``target = "feedback"``).
+    feedback_scale : float
+        Multiplies the feedback matrices' Glorot bound.
+    headroom : float
+        Predictor arrays map the Glorot bound of their shape to ``w_max / headroom``.
+    predictor_lr_scale : float
+        The predictors learn with ``lr_aux · predictor_lr_scale`` (default 5: 0.05 with the
+        runner's ``lr_aux = 0.01``; see the module notes on tuning).
+    """
+
+    name = "dni"
+
+    def __init__(self, *, seed: int = 0, label: bool = True, target: str = "feedback",
+                 bootstrap: bool = True, feedback: str = "analog", feedback_scale: float = 1.0,
+                 headroom: float = 2.0, predictor_lr_scale: float = 5.0) -> None:
+        super().__init__(seed=seed, label=label, target=target, bootstrap=bootstrap, block=1,
+                         feedback=feedback, feedback_scale=feedback_scale, headroom=headroom,
+                         predictor_lr_scale=predictor_lr_scale)
+
+
+class Hybrid(_Synthetic):
+    """BP inside blocks of ``blocks`` layers (from the top), synthetic gradients between.
+
+    Parameters
+    ----------
+    seed : int
+        Seeds the predictors' arrays.
+    blocks : int
+        Layers per block (>= 1). ``1`` equals DNI with ``target = "transpose"``; a value >= the
+        number of layers equals BP.
+    label : bool
+        Condition the predictors on the one-hot label; default True.
+    headroom : float
+        Predictor arrays map the Glorot bound of their shape to ``w_max / headroom``.
+    predictor_lr_scale : float
+        The predictors learn with ``lr_aux · predictor_lr_scale`` (default 5).
+    """
+
+    name = "hybrid"
+
+    def __init__(self, *, seed: int = 0, blocks: int = 2, label: bool = True,
+                 headroom: float = 2.0, predictor_lr_scale: float = 5.0) -> None:
+        if not isinstance(blocks, (int, np.integer)) or isinstance(blocks, bool) \
+                or not 1 <= blocks <= 100_000:
+            raise ValueError(f"blocks = {blocks!r} is invalid; allowed: an integer >= 1 "
+                             "(layers per block)")
+        super().__init__(seed=seed, label=label, target="transpose", bootstrap=True,
+                         block=int(blocks), feedback="analog", feedback_scale=1.0,
+                         headroom=headroom, predictor_lr_scale=predictor_lr_scale)
+
+    @property
+    def needs_transpose(self) -> bool:  # type: ignore[override]
+        return True

@@ -1,0 +1,103 @@
+"""Run parameters: key namespaces, bundles, value parsing, errors, and one real run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from analogsim.experiments.points import (
+    expand_bundles,
+    parse_assignment,
+    parse_value,
+    resolve_point,
+    run_point,
+)
+from analogsim.hardware.presets import get_preset
+
+
+def test_defaults() -> None:
+    run = resolve_point({})
+    assert run.hw == get_preset("ideal") and run.model.name == "digits-small"
+    assert run.train.rule == "dfa" and not run.alignment and run.drift_s == 0.0
+
+
+def test_namespaces_reach_their_configs() -> None:
+    run = resolve_point({
+        "hardware": "pcm", "rule": "fa", "noise.read_noise": 0.05, "hw.adc.bits": 6,
+        "hw.device.levels": "none", "model.hidden": "relu", "train.lr": 0.2, "epochs": 2,
+        "rule.feedback": "digital", "alignment": True, "drift_s": 60,
+    })
+    assert run.hw.noise.read_noise == 0.05 and run.hw.adc.bits == 6
+    assert run.hw.device.levels is None and run.hw.device.drift_nu == 0.05  # rest from pcm
+    assert run.model.hidden == "relu"
+    assert (run.train.rule, run.train.lr, run.train.epochs) == ("fa", 0.2, 2)
+    assert run.train.rule_options == {"feedback": "digital"}
+    assert run.alignment and run.drift_s == 60.0
+
+
+def test_hardware_fields_of_one_section_apply_together() -> None:
+    # ideal has adc.bits = none with out_bound = inf; setting bits alone would be invalid.
+    run = resolve_point({"hw.adc.bits": 8, "hw.adc.out_bound": 10})
+    assert (run.hw.adc.bits, run.hw.adc.out_bound) == (8, 10.0)
+
+
+def test_bundles() -> None:
+    assert expand_bundles({"rule+transpose": ["bp", "twin"], "seed": 1}) == {
+        "rule": "bp", "transpose": "twin", "seed": 1}
+    run = resolve_point({"model.hidden+model.learnable_eps": ["smooth", False]})
+    assert run.model.hidden == "smooth" and run.model.learnable_eps is False
+    with pytest.raises(ValueError, match=r"bundle 'rule\+transpose' = \['bp'\] is invalid; "
+                                         r"allowed: a list of 2 values"):
+        expand_bundles({"rule+transpose": ["bp"]})
+
+
+@pytest.mark.parametrize(("point", "match"), [
+    ({"colour": 1}, r"key 'colour' is unknown; allowed: hardware, model, rule"),
+    ({"noise.bogus": 1}, r"field 'noise.bogus' is unknown; fields of \[noise\]: read_noise"),
+    ({"model.depth": 3}, r"key 'model.depth' is unknown; model fields: name, sizes"),
+    ({"hardware": "nope"}, r"hardware preset 'nope' is unknown; allowed: ideal, "),
+    ({"hardware": "missing.toml"}, r"'missing.toml' does not exist"),
+    ({"model": "nope"}, r"model preset 'nope' is unknown"),
+    ({"rule": "backprop"}, r"train.rule = 'backprop' is unknown; allowed: bp, fa"),
+    ({"epochs": 0}, r"train.epochs = 0 is invalid"),
+    ({"hw.noise.read_noise": -1.0}, r"noise.read_noise = -1.0 is invalid"),
+    ({"alignment": "yes"}, r"alignment = 'yes' is invalid; allowed: true or false"),
+    ({"drift_s": -5}, r"drift_s = -5 is invalid"),
+    ({"hw.noise.read_noise": [0.1]}, r"is invalid; allowed: a number, boolean or string"),
+])
+def test_errors_say_what_is_allowed(point, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        resolve_point(point)
+
+
+def test_malformed_hardware_file(tmp_path) -> None:
+    path = tmp_path / "hw.toml"
+    path.write_text("[noise\nread_noise = 1")
+    with pytest.raises(ValueError, match="malformed TOML"):
+        resolve_point({"hardware": str(path)})
+    path.write_text('base = "rram"\n[noise]\nread_noise = 0.03\n')
+    assert resolve_point({"hardware": str(path)}).hw.noise.read_noise == 0.03
+
+
+def test_value_parsing() -> None:
+    assert parse_value("6") == 6 and parse_value("0.02") == 0.02 and parse_value("true") is True
+    assert parse_value("relu") == "relu" and parse_value('"soft"') == "soft"
+    assert parse_value("[64, 32, 10]") == [64, 32, 10] and math.isinf(parse_value("inf"))
+    assert parse_assignment("noise.read_noise=0.05") == ("noise.read_noise", 0.05)
+    with pytest.raises(ValueError, match=r"--set 'lr' is invalid; allowed: key=value"):
+        parse_assignment("lr")
+    with pytest.raises(ValueError, match="is not a TOML literal"):
+        parse_assignment("model.hidden=a b")
+
+
+def test_run_point_returns_what_a_sweep_stores() -> None:
+    rec = run_point({"rule": "dfa", "epochs": 1, "alignment": True, "drift_s": 10})
+    assert set(rec) == {"config", "metrics", "ledger", "summary"}
+    assert rec["config"]["train"]["rule"] == "dfa"
+    (epoch,) = rec["metrics"]
+    assert len(epoch["alignment_deg"]) == 2 and epoch["alignment_deg"][1] < 1e-3
+    assert 0.0 < rec["summary"]["test_accuracy"] <= 1.0
+    # ideal hardware has no drift: the accuracy after drift equals the one before
+    assert rec["summary"]["test_accuracy_drift"] == rec["summary"]["test_accuracy"]
+    assert set(rec["ledger"]) == {"counts", "energy_breakdown_pj"}
