@@ -10,9 +10,9 @@ reference (docs/cli.md is generated from it; a test keeps the two equal).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
+import os
 import re
 import sys
 import textwrap
@@ -118,8 +118,12 @@ def _add_train(sub: Any) -> None:
                    "drift this long after training and report the test accuracy again")
     p.add_argument("--json", action="store_true", help="print one JSON object (no progress "
                    "bar, no table)")
-    p.add_argument("--save", metavar="PATH", help="write a checkpoint of the trained network "
-                   "and rule")
+    p.add_argument("--save", metavar="PATH", help="write a checkpoint of the whole training "
+                   "state after every epoch (atomically; the file always holds the latest "
+                   "finished epoch)")
+    p.add_argument("--resume", action="store_true", help="with --save: if PATH exists, "
+                   "continue from it (same settings required) instead of starting afresh; "
+                   "the result equals an uninterrupted run bit for bit")
 
 
 def _add_sweep(sub: Any) -> None:
@@ -183,15 +187,15 @@ def _add_compare(sub: Any) -> None:
         epilog=_epilog(
             "examples:",
             "analogsim compare",
-            "analogsim compare --hardware rram --rules bp,fa,dfa --epochs 10 --seeds 3"))
+            "analogsim compare --hardware ecram --rules bp,fa,dfa --epochs 20 --seeds 5"))
     p.add_argument("--hardware", metavar="PRESET|FILE", default="aihwkit_default",
                    help="hardware preset or TOML file (default: aihwkit_default)")
     p.add_argument("--rules", metavar="LIST", help="comma-separated rules (default: all: "
                    + ",".join(RULES) + ")")
-    p.add_argument("--epochs", type=int, metavar="N", default=5,
-                   help="training epochs (default: 5)")
-    p.add_argument("--seeds", default="2", metavar="N|LIST", help="number of seeds (0..N-1) "
-                   "or a comma-separated list (default: 2)")
+    p.add_argument("--epochs", type=int, metavar="N", default=10,
+                   help="training epochs (default: 10)")
+    p.add_argument("--seeds", default="3", metavar="N|LIST", help="number of seeds (0..N-1) "
+                   "or a comma-separated list (default: 3)")
     p.add_argument("--out", default="results/compare", metavar="DIR",
                    help="output directory (default: results/compare)")
     p.add_argument("--workers", type=int, metavar="N", help="worker processes (default: the "
@@ -281,13 +285,6 @@ _SUMMARY_ROWS = (
 )
 
 
-def _checkpoint_module():
-    if importlib.util.find_spec("analogsim.experiments.checkpoint") is None:
-        raise UsageError("--save needs analogsim.experiments.checkpoint, which this "
-                         "installation does not have yet; allowed: run without --save")
-    return importlib.import_module("analogsim.experiments.checkpoint")
-
-
 def _train_table(out: dict[str, Any], rule: str, hw_name: str) -> str:
     from .report import format_table
 
@@ -306,11 +303,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     run = _resolve(_point_from(args, _TRAIN_KEYS))
-    ckpt = _checkpoint_module() if args.save else None
-    if ckpt is not None:
+    if args.resume and not args.save:
+        raise UsageError("--resume is invalid without --save; allowed: --save PATH --resume")
+    ckpt = None
+    if args.save:
+        from . import checkpoint as ckpt
+
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
-    bar = None if args.json else tqdm(total=run.train.epochs, desc=run.train.rule,
-                                      unit="epoch", file=sys.stderr)
+    resume = args.save if args.resume and os.path.exists(args.save) else None
+    start = ckpt.read_meta(resume)["epoch"] if resume else 0
+    bar = None if args.json else tqdm(total=run.train.epochs, initial=start,
+                                      desc=run.train.rule, unit="epoch", file=sys.stderr)
 
     def on_epoch(rec: dict[str, Any]) -> None:
         if bar is not None:
@@ -325,7 +328,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         ckpt.save(args.save, trainer, {**state, "config": config})
 
     try:
-        out = execute(run, on_epoch=on_epoch, on_checkpoint=on_checkpoint if ckpt else None)
+        out = execute(run, on_epoch=on_epoch, on_checkpoint=on_checkpoint if ckpt else None,
+                      resume=resume)
     except (ValueError, FileNotFoundError) as e:  # e.g. a rule that needs a derivative
         raise UsageError(str(e)) from None
     finally:

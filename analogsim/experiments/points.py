@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -238,9 +239,14 @@ def _alignment_hook(trainer, ds: Dataset) -> Callable[[dict], None]:
 
 def execute(run: Run, *, dataset: Dataset | None = None,
             on_epoch: Callable[[dict], None] | None = None,
-            on_checkpoint: Callable[[Any, dict], None] | None = None) -> dict[str, Any]:
+            on_checkpoint: Callable[[Any, dict], None] | None = None,
+            resume: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Train ``run`` with :func:`analogsim.experiments.runner.train`, plus the optional
     alignment and drift measurements; returns the runner's record.
+
+    ``resume``: a checkpoint written for the same run (see
+    :mod:`analogsim.experiments.checkpoint`); training continues after its last epoch and
+    reports what an uninterrupted run would have.
 
     ``on_epoch(record)`` and ``on_checkpoint(trainer, state)`` are passed to the runner
     (the alignment angles are added to ``record`` before ``on_epoch`` sees it).
@@ -248,7 +254,14 @@ def execute(run: Run, *, dataset: Dataset | None = None,
     cfg = run.train
     ds = dataset if dataset is not None else load_dataset(
         cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
-    trainer = build_run(run.hw, run.model, cfg, ds.n_features, ds.n_outputs)
+    resumed: dict[str, Any] = {}
+    if resume is not None:
+        from .checkpoint import load  # imports the runner, as this module does
+
+        trainer, meta = load(resume, run.hw, run.model, cfg)
+        resumed = dict(start_epoch=meta["epoch"], progress=meta["progress"])
+    else:
+        trainer = build_run(run.hw, run.model, cfg, ds.n_features, ds.n_outputs)
     hooks = [h for h in (_alignment_hook(trainer, ds) if run.alignment else None, on_epoch) if h]
 
     def each_epoch(record: dict) -> None:
@@ -256,7 +269,7 @@ def execute(run: Run, *, dataset: Dataset | None = None,
             hook(record)
 
     out = train(run.hw, run.model, cfg, dataset=ds, trainer=trainer, on_epoch=each_epoch,
-                on_checkpoint=on_checkpoint)
+                on_checkpoint=on_checkpoint, **resumed)
     if run.drift_s > 0:
         for array in _arrays(trainer):
             array.advance_clock(run.drift_s)

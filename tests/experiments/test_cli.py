@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -87,14 +86,42 @@ def test_save_checkpoint(capsys, tmp_path: Path) -> None:
     path = tmp_path / "ckpt" / "run.npz"
     code, out, err = run(capsys, "train", "--epochs", "1", "--json", "--save", str(path),
                          "--set", "model.sizes=[64, 8, 10]")
-    if importlib.util.find_spec("analogsim.experiments.checkpoint") is None:
-        assert code == 2 and "--save needs analogsim.experiments.checkpoint" in err
-        return
     from analogsim.experiments import checkpoint
 
     assert code == 0 and path.is_file()
     meta = checkpoint.read_meta(path)
     assert meta["epoch"] == 1 and meta["config"]["train"]["rule"] == "dfa"
+
+
+def _json_run(capsys, *argv: str) -> dict:
+    code, out, err = run(capsys, "train", "--json", "--hardware", "aihwkit_default",
+                         "--set", "model.sizes=[64, 8, 10]", *argv)
+    assert code == 0, err
+    record = json.loads(out)
+    record.pop("wall_time_s")
+    return record
+
+
+def test_resume_continues_a_saved_run_exactly(capsys, tmp_path: Path) -> None:
+    path = str(tmp_path / "run.npz")
+    straight = _json_run(capsys, "--epochs", "2")
+    first = _json_run(capsys, "--epochs", "1", "--save", path)
+    assert len(first["epochs"]) == 1
+    resumed = _json_run(capsys, "--epochs", "2", "--save", path, "--resume")
+    assert resumed == straight
+    # Without --resume an existing checkpoint is overwritten by a fresh run.
+    assert _json_run(capsys, "--epochs", "2", "--save", path) == straight
+
+
+def test_resume_rejects_other_settings_and_needs_save(capsys, tmp_path: Path) -> None:
+    path = str(tmp_path / "run.npz")
+    _json_run(capsys, "--epochs", "1", "--save", path)
+    code, _, err = run(capsys, "train", "--json", "--hardware", "aihwkit_default", "--set",
+                       "model.sizes=[64, 8, 10]", "--epochs", "2", "--lr", "0.2", "--save",
+                       path, "--resume")
+    assert code == 2 and "lr" in err
+    code, _, err = run(capsys, "train", "--resume")
+    assert code == 2 and "--resume is invalid without --save" in err
 
 
 def test_presets_lists_everything(capsys) -> None:
