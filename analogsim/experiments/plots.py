@@ -33,7 +33,9 @@ __all__ = ["RULE_ORDER", "rule_color", "alignment_angles", "layer_weights",
 RULE_ORDER = ("bp", "fa", "dfa", "ifa", "drtp", "tp", "dtp", "dni", "hybrid")
 _PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf")
-_LINESTYLES = ("-", "--", ":", "-.")
+_LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)))
+#: Marker per series of one rule (with the line style), so that even the n-th series differs.
+_SERIES_MARKERS = ("o", "s", "^", "v", "D", "P")
 #: Marker per transpose strategy in the accuracy-vs-energy plot (None: the rule needs none).
 TRANSPOSE_MARKERS = {None: "o", "probe": "s", "shadow": "D", "twin": "^", "bidirectional": "v"}
 _KIND_COLORS = {"adc": "#4c72b0", "dac": "#55a868", "cells": "#c44e52", "pulses": "#8172b2",
@@ -47,15 +49,25 @@ def rule_color(rule: str) -> str:
     return _PALETTE[sum(map(ord, rule)) % len(_PALETTE)]
 
 
-def _styles(series: Sequence[dict[str, Any]]) -> list[str]:
-    """Line style per series: the n-th series of a rule gets the n-th style."""
+def _series_index(series: Sequence[dict[str, Any]]) -> list[int]:
+    """Per series, how many series of the same rule came before it."""
     seen: dict[str, int] = {}
     out = []
     for s in series:
         n = seen.get(s["rule"], 0)
         seen[s["rule"]] = n + 1
-        out.append(_LINESTYLES[n % len(_LINESTYLES)])
+        out.append(n)
     return out
+
+
+def _styles(series: Sequence[dict[str, Any]]) -> list[Any]:
+    """Line style per series: the n-th series of a rule gets the n-th style."""
+    return [_LINESTYLES[n % len(_LINESTYLES)] for n in _series_index(series)]
+
+
+def _markers(series: Sequence[dict[str, Any]]) -> list[str]:
+    """Marker per series: the n-th series of a rule gets the n-th marker."""
+    return [_SERIES_MARKERS[n % len(_SERIES_MARKERS)] for n in _series_index(series)]
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
@@ -163,9 +175,9 @@ def plot_accuracy_vs_param(series: Sequence[dict[str, Any]], xlabel: str, path: 
     ``series``: dicts with ``label``, ``rule``, ``x``, ``y`` and ``yerr`` (lists).
     """
     fig, ax = _new(title, (7.6, 4.2))
-    for s, ls in zip(series, _styles(series), strict=True):
+    for s, ls, mk in zip(series, _styles(series), _markers(series), strict=True):
         ax.errorbar(s["x"], s["y"], yerr=s.get("yerr"), label=s["label"], color=rule_color(
-            s["rule"]), linestyle=ls, marker="o", markersize=4, capsize=3)
+            s["rule"]), linestyle=ls, marker=mk, markersize=4, capsize=3)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
@@ -211,9 +223,12 @@ def plot_accuracy_vs_energy(points: Sequence[dict[str, Any]], path: str | Path, 
     strategies = [t for t in dict.fromkeys(p.get("transpose") for p in points) if t]
     handles += [Line2D([], [], color="black", marker=TRANSPOSE_MARKERS.get(t, "X"),
                        linestyle="none", label=f"Wᵀ by {t}") for t in strategies]
-    if len(front) > 1:
+    if front:  # ringed; joined by a dashed line when more than one point is on it
         handles += ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], color="black",
-                           linewidth=1, linestyle="--", alpha=0.6, label="Pareto front")
+                           linewidth=1, linestyle="--" if len(front) > 1 else "none",
+                           alpha=0.6, marker="o", markersize=14, markerfacecolor="none",
+                           label="Pareto front" if len(front) > 1
+                           else "Pareto front (one point beats all)")
     energies = [e for e, _ in xy if e > 0]
     if energies and max(energies) / min(energies) > 20:
         ax.set_xscale("log")
@@ -230,9 +245,10 @@ def _curves(series: Sequence[dict[str, Any]], path: str | Path, ylabel: str,
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if hline is not None:
         ax.axhline(hline[0], color="grey", linewidth=1, linestyle=":", label=hline[1])
-    for s, ls in zip(series, _styles(series), strict=True):
+    for s, ls, mk in zip(series, _styles(series), _markers(series), strict=True):
         x, y = np.asarray(s["x"], float), np.asarray(s["y"], float)
-        ax.plot(x, y, label=s["label"], color=rule_color(s["rule"]), linestyle=ls, marker=".")
+        ax.plot(x, y, label=s["label"], color=rule_color(s["rule"]), linestyle=ls, marker=mk,
+                markersize=3)
         if s.get("yerr") is not None:
             err = np.asarray(s["yerr"], float)
             ax.fill_between(x, y - err, y + err, color=rule_color(s["rule"]), alpha=0.15)
@@ -259,27 +275,56 @@ def plot_alignment(series: Sequence[dict[str, Any]], path: str | Path, *,
 
 
 def plot_accuracy_bars(bars: Sequence[dict[str, Any]], path: str | Path, *,
-                       title: str | None = None, ylabel: str = "test accuracy") -> Path:
+                       title: str | None = None, ylabel: str = "test accuracy",
+                       xlabel: str | None = None, second_label: str | None = None) -> Path:
     """Grouped bars: one group per setting, one bar per rule, seed spread as error bars.
 
-    ``bars``: dicts with ``setting`` (x-axis group), ``rule``, ``y`` and ``yerr``.
+    ``bars``: dicts with ``setting`` (x-axis group), ``rule``, ``y`` and ``yerr``, and
+    optionally ``y2`` / ``yerr2``: a second value of the same quantity (e.g. the test
+    accuracy after drift) drawn as a black tick across the bar, named ``second_label`` in
+    the legend. The bars of a setting are centred on its tick, however many rules it has.
     """
     settings = list(dict.fromkeys(b["setting"] for b in bars))
     rules = list(dict.fromkeys(b["rule"] for b in bars))
-    fig, ax = _new(title, (max(6.4, 0.35 * len(settings) * len(rules) + 2.5), 4.6))
-    width = 0.8 / len(rules)
-    for j, rule in enumerate(rules):
+    per_setting = {s: [r for r in rules if any(b["setting"] == s and b["rule"] == r
+                                               for b in bars)] for s in settings}
+    n_max = max(len(v) for v in per_setting.values())
+    fig, ax = _new(title, (max(6.4, 0.35 * len(settings) * n_max + 2.5), 4.6))
+    width = 0.8 / n_max
+    for rule in rules:
         mine = {b["setting"]: b for b in bars if b["rule"] == rule}
-        xs = [i + (j - (len(rules) - 1) / 2) * width for i, s in enumerate(settings) if s in mine]
-        ys = [mine[s]["y"] for s in settings if s in mine]
-        errs = [mine[s].get("yerr") or 0.0 for s in settings if s in mine]
+        here = [s for s in settings if s in mine]
+        xs = [i + (per_setting[s].index(rule) - (len(per_setting[s]) - 1) / 2) * width
+              for i, s in enumerate(settings) if s in mine]
+        ys = [mine[s]["y"] for s in here]
+        errs = [mine[s].get("yerr") or 0.0 for s in here]
         ax.bar(xs, ys, width=width * 0.95, yerr=errs, capsize=2, color=rule_color(rule),
                label=rule)
+        second = [(x, mine[s]["y2"], mine[s].get("yerr2") or 0.0) for x, s in zip(
+            xs, here, strict=True) if mine[s].get("y2") is not None]
+        if second:  # a tick as wide as the bar, with its own seed spread
+            x2, y2 = [x for x, _, _ in second], [y for _, y, _ in second]
+            ax.hlines(y2, [x - 0.42 * width for x in x2], [x + 0.42 * width for x in x2],
+                      colors="black", linewidth=2.5, zorder=3)
+            ax.errorbar(x2, y2, yerr=[e for _, _, e in second], fmt="none", ecolor="black",
+                        elinewidth=1, capsize=0, zorder=3)
+    if second_label:  # the rules, then one legend entry for the ticks
+        from matplotlib.lines import Line2D
+
+        handles, labels = ax.get_legend_handles_labels()
+        handles.append(Line2D([], [], color="black", linewidth=2.5))
+        labels.append(second_label)
+        ax.legend(handles, labels, fontsize=8, title="rule", title_fontsize=8,
+                  loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_xticks(range(len(settings)), [s.replace(", ", "\n") for s in settings], fontsize=7)
+    ax.grid(False, axis="x")
+    if xlabel:
+        ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8, title="rule", title_fontsize=8, loc="upper left",
-              bbox_to_anchor=(1.01, 1.0))
+    if not second_label:
+        ax.legend(fontsize=8, title="rule", title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)
 
 

@@ -89,7 +89,8 @@ class Group:
         return float(np.mean(v)), float(np.std(v, ddof=1)) if v.size > 1 else 0.0
 
     def curve(self, key: str, reduce_layers: bool = False) -> tuple[list, list, list]:
-        """Per-epoch mean and std over seeds of an epoch-record key."""
+        """Per-epoch mean and sample std (as in the tables) over seeds of an epoch-record
+        key."""
         per_epoch: dict[int, list[float]] = {}
         for r in self.rows:
             for rec in r["metrics"] or []:
@@ -102,7 +103,8 @@ class Group:
                 per_epoch.setdefault(rec["epoch"], []).append(v)
         xs = sorted(per_epoch)
         return (xs, [float(np.mean(per_epoch[e])) for e in xs],
-                [float(np.std(per_epoch[e])) for e in xs])
+                [float(np.std(per_epoch[e], ddof=1)) if len(per_epoch[e]) > 1 else 0.0
+                 for e in xs])
 
     def breakdown_per_sample(self) -> dict[str, float]:
         """Mean over seeds of the energy per sample by operation kind (pJ)."""
@@ -302,6 +304,46 @@ def _numeric_keys(summary: SweepSummary) -> list[str]:
     return out
 
 
+def _compacted(summary: SweepSummary) -> list[str]:
+    """Keys that plot labels show only where they differ from their most common value.
+
+    A bundle of more than two keys (``device_nonidealities.toml`` sets five device fields
+    together, and each setting changes one of them) would otherwise spell out every field in
+    every label; the shortened label names just the field(s) the setting changes.
+    """
+    keys = [k for k in summary.keys if k in summary.bundled and k not in ("rule", "transpose")]
+    return keys if len(keys) > 2 else []
+
+
+def _setting_parts(summary: SweepSummary, group: Group, *, numeric: bool = True,
+                   transpose: bool = True) -> list[str]:
+    """Short ``field=value`` parts naming a group's setting (without its rule) for plots."""
+    compact = _compacted(summary)
+    common = {}
+    for k in compact:
+        i = summary.keys.index(k)
+        vals = [repr(g.key[i][1]) for g in summary.groups]
+        common[k] = max(dict.fromkeys(vals), key=vals.count)  # ties: first seen
+    skip = () if numeric else _numeric_keys(summary)
+    parts = []
+    for k, v in group.key:
+        if k == "rule" or k in skip:
+            continue
+        if k == "transpose":
+            if transpose:
+                parts.append("no Wᵀ needed" if v in ("-", None) else f"Wᵀ by {v}")
+        elif k not in common or repr(v) != common[k]:
+            parts.append(f"{k.rsplit('.', 1)[-1]}={_short(v)}")
+    if not parts and compact:
+        parts.append("baseline")
+    return parts
+
+
+def _plot_label(summary: SweepSummary, group: Group) -> str:
+    parts = [p for p in _setting_parts(summary, group) if p != "no Wᵀ needed"]
+    return ", ".join([group.rule, *parts])
+
+
 def _param_series(summary: SweepSummary, key: str) -> list[dict[str, Any]]:
     i = summary.keys.index(key)
     series: dict[str, dict[str, Any]] = {}
@@ -330,39 +372,45 @@ def write_plots(summary: SweepSummary, out_dir: str | Path, prefix: str | None =
         made[f"accuracy vs {key}"] = plots.plot_accuracy_vs_param(
             _param_series(summary, key), PARAM_LABELS.get(key, key),
             out / f"{prefix}-accuracy-vs-{_slug(key)}.png", title=summary.name)
-    pts, numeric = [], _numeric_keys(summary)  # numeric settings have their own plot
-    for g in groups:
+    pts = []
+    for g in groups:  # the note names the setting (and the swept number) next to the point
         (acc, acc_sd), (en, en_sd) = g.mean_std("test_accuracy"), g.mean_std(
             "energy_per_sample_pj")
-        note = ", ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in g.key
-                         if k not in ("rule", "transpose", *numeric))
+        note = ", ".join(_setting_parts(summary, g, transpose=False))
         pts.append({"label": g.label, "rule": g.rule, "transpose": g.transpose, "acc": acc,
                     "acc_err": acc_sd, "energy": en, "energy_err": en_sd, "note": note})
-    settings = [(g, ", ".join(f"{k.rsplit('.', 1)[-1]}={_short(v)}" for k, v in g.key
-                              if k != "rule" and k not in numeric)) for g in groups]
+    # numeric settings have their own plot; the bars compare the other settings
+    settings = [(g, ", ".join(_setting_parts(summary, g, numeric=False))) for g in groups]
     per_rule: dict[str, set[str]] = {}
     for g, s in settings:
         per_rule.setdefault(g.rule, set()).add(s)
     if any(len(v) > 1 for v in per_rule.values()):  # a rule under several settings: bars
+        xlabel = ("setting (fields at their most common value not shown)"
+                  if _compacted(summary) else "setting")
+        drift = any(m[0] == "test_accuracy_drift" for m in summary.metrics)
         made["accuracy by setting"] = plots.plot_accuracy_bars(
-            [{"setting": s, "rule": g.rule, **dict(zip(("y", "yerr"), g.mean_std(
-                "test_accuracy"), strict=True))} for g, s in settings],
-            out / f"{prefix}-accuracy-by-setting.png", title=summary.name)
+            [{"setting": s, "rule": g.rule,
+              **dict(zip(("y", "yerr"), g.mean_std("test_accuracy"), strict=True)),
+              **(dict(zip(("y2", "yerr2"), g.mean_std("test_accuracy_drift"), strict=True))
+                 if drift else {})} for g, s in settings],
+            out / f"{prefix}-accuracy-by-setting.png", title=summary.name, xlabel=xlabel,
+            second_label="bar: before drift\ntick: after drift" if drift else None)
     made["accuracy vs energy"] = plots.plot_accuracy_vs_energy(
         pts, out / f"{prefix}-accuracy-vs-energy.png", title=summary.name)
-    curves = [{"label": g.label, "rule": g.rule, **dict(zip(("x", "y", "yerr"),
+    curves = [{"label": _plot_label(summary, g), "rule": g.rule, **dict(zip(("x", "y", "yerr"),
                                                             g.curve("val_accuracy"),
                                                             strict=True))} for g in groups]
     made["learning curves"] = plots.plot_learning_curves(
         curves, out / f"{prefix}-learning-curves.png", title=summary.name)
-    angles = [{"label": g.label, "rule": g.rule, **dict(zip(
+    angles = [{"label": _plot_label(summary, g), "rule": g.rule, **dict(zip(
         ("x", "y", "yerr"), g.curve("alignment_deg", reduce_layers=True), strict=True))}
         for g in groups]
     angles = [a for a in angles if a["x"]]
     if angles:
         made["alignment with the true gradient"] = plots.plot_alignment(
             angles, out / f"{prefix}-alignment.png", title=summary.name)
-    bars = [{"label": g.label, "rule": g.rule, "breakdown": g.breakdown_per_sample()}
+    bars = [{"label": _plot_label(summary, g), "rule": g.rule,
+             "breakdown": g.breakdown_per_sample()}
             for g in groups]
     made["energy by operation kind"] = plots.plot_ledger_breakdown(
         bars, out / f"{prefix}-ledger.png", title=summary.name)
