@@ -31,6 +31,12 @@ Keys
 ``"a+b"`` (a *bundle*)
     sets several keys together from a list, ``"rule+transpose" = ["bp", "shadow"]``; in a
     sweep grid a list of such lists varies them jointly instead of as a product.
+
+A network whose hidden units are the smooth activation (``model.hidden = "smooth"``) also
+reports its final smoothing ε (see :func:`eps_summary`): ``eps_mean``, ``eps_min`` and
+``eps_max`` over every hidden unit, and ``eps_mean_per_layer``, ``eps_min_per_layer``,
+``eps_max_per_layer`` (one value per hidden layer, ``None`` for a hidden layer with another
+activation). With ``model.learnable_eps = false`` they all equal ``model.eps0``.
 """
 
 from __future__ import annotations
@@ -49,13 +55,14 @@ import numpy as np
 from ..hardware.config import HardwareConfig
 from ..hardware.presets import PRESETS, get_preset
 from ..hardware.toml_io import apply_overrides, load_hardware
+from ..layers.activations import SmoothReLU
 from ..layers.network import ModelConfig
 from .data import Dataset, load_dataset, onehot
 from .models import MODEL_FIELDS, apply_model_overrides, load_model
 from .runner import TrainConfig, build_run, train
 
 __all__ = ["TRAIN_KEYS", "RUN_KEYS", "Run", "parse_value", "parse_assignment",
-           "expand_bundles", "resolve_point", "execute", "run_point", "warmup"]
+           "expand_bundles", "resolve_point", "execute", "eps_summary", "run_point", "warmup"]
 
 #: TrainConfig fields settable as plain keys (``rule_options`` goes through ``rule.<opt>``).
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "rule_options")
@@ -225,6 +232,30 @@ def _arrays(trainer) -> list[Any]:
     return [layer.array for layer in layers if hasattr(layer, "array")]
 
 
+def eps_summary(net) -> dict[str, Any]:
+    """Final smoothing ε of the hidden layers' smooth activations, as summary metrics.
+
+    ε is digital periphery state of the activation (``ε = exp θ`` per unit), read from each
+    hidden layer's activation object; the output layer is left out. Returns ``{}`` when no
+    hidden layer uses the smooth activation, otherwise ``eps_mean``/``eps_min``/``eps_max``
+    over all smooth hidden units and the same per hidden layer as lists
+    (``eps_mean_per_layer``...; ``None`` where a hidden layer has another activation).
+    """
+    acts = [layer.act for layer in net.layers[:-1]]
+    per_layer = [np.asarray(a.eps, dtype=np.float64) if isinstance(a, SmoothReLU) else None
+                 for a in acts]
+    smooth = [e for e in per_layer if e is not None]
+    if not smooth:
+        return {}
+    every = np.concatenate(smooth)
+    out: dict[str, Any] = {"eps_mean": float(every.mean()), "eps_min": float(every.min()),
+                           "eps_max": float(every.max())}
+    for name, fn in (("mean", np.mean), ("min", np.min), ("max", np.max)):
+        out[f"eps_{name}_per_layer"] = [None if e is None else float(fn(e))
+                                        for e in per_layer]
+    return out
+
+
 def _alignment_hook(trainer, ds: Dataset) -> Callable[[dict], None]:
     from .plots import alignment_angles  # plots may inspect device state; the run may not
 
@@ -270,6 +301,7 @@ def execute(run: Run, *, dataset: Dataset | None = None,
 
     out = train(run.hw, run.model, cfg, dataset=ds, trainer=trainer, on_epoch=each_epoch,
                 on_checkpoint=on_checkpoint, **resumed)
+    out["metrics"].update(eps_summary(trainer.net))  # before drift: ε does not drift
     if run.drift_s > 0:
         for array in _arrays(trainer):
             array.advance_clock(run.drift_s)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from analogsim.experiments.points import (
+    eps_summary,
+    execute,
     expand_bundles,
     parse_assignment,
     parse_value,
@@ -14,6 +17,7 @@ from analogsim.experiments.points import (
     run_point,
 )
 from analogsim.hardware.presets import get_preset
+from analogsim.layers.network import ModelConfig, build_network
 
 
 def test_defaults() -> None:
@@ -101,3 +105,34 @@ def test_run_point_returns_what_a_sweep_stores() -> None:
     # ideal hardware has no drift: the accuracy after drift equals the one before
     assert rec["summary"]["test_accuracy_drift"] == rec["summary"]["test_accuracy"]
     assert set(rec["ledger"]) == {"counts", "energy_breakdown_pj"}
+
+
+def test_eps_summary_reads_each_hidden_layers_activation() -> None:
+    cfg = ModelConfig(sizes=(4, 3, 2, 2), hidden="smooth", output="identity")
+    net = build_network(cfg, get_preset("ideal"), seed=0)
+    net.layers[0].act.theta[...] = np.log([0.5, 0.1, 0.2])
+    net.layers[1].act.theta[...] = np.log([0.01, 0.03])
+    s = eps_summary(net)
+    assert s["eps_mean_per_layer"] == pytest.approx([0.8 / 3, 0.02])
+    assert s["eps_min_per_layer"] == pytest.approx([0.1, 0.01])
+    assert s["eps_max_per_layer"] == pytest.approx([0.5, 0.03])
+    assert (s["eps_mean"], s["eps_min"], s["eps_max"]) == pytest.approx((0.84 / 5, 0.01, 0.5))
+    tanh = build_network(cfg.replace(hidden="tanh"), get_preset("ideal"), seed=0)
+    assert eps_summary(tanh) == {}
+
+
+def test_runs_with_smooth_units_store_their_final_eps() -> None:
+    point = {"model": "digits-deep", "model.hidden": "smooth", "model.theta_rule": "chain",
+             "lr_eps": 3.0, "rule": "bp", "epochs": 1}
+    out = execute(resolve_point(point))
+    eps = [layer.act.eps for layer in out["trainer"].net.layers[:-1]]
+    m = out["metrics"]
+    assert m["eps_mean_per_layer"] == pytest.approx([e.mean() for e in eps])
+    assert m["eps_min"] == pytest.approx(min(e.min() for e in eps))
+    assert m["eps_max"] == pytest.approx(max(e.max() for e in eps))
+    assert m["eps_min"] < 0.09 and m["eps_max"] > 0.11  # learned: moved both ways from 0.1
+    fixed = run_point({**point, "model.learnable_eps": False})["summary"]
+    assert fixed["eps_min"] == pytest.approx(0.1) and fixed["eps_max"] == pytest.approx(0.1)
+    assert fixed["eps_mean_per_layer"] == pytest.approx([0.1, 0.1])
+    tanh = run_point({"rule": "bp", "epochs": 1})["summary"]
+    assert not any(k.startswith("eps") for k in tanh)
