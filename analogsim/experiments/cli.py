@@ -281,6 +281,9 @@ _SUMMARY_ROWS = (
     ("transpose_energy_share", "share spent on transposes", "{:.1%}"),
     ("critical_path_ns", "critical-path latency per step (ns)", "{:.4g}"),
     ("test_accuracy_drift", "test accuracy after drift", "{:.4f}"),
+    ("eps_mean", "smooth activation: mean learned ε", "{:.4g}"),
+    ("eps_min", "smooth activation: min learned ε", "{:.4g}"),
+    ("eps_max", "smooth activation: max learned ε", "{:.4g}"),
     ("wall_time_s", "wall time (s)", "{:.1f}"),
 )
 

@@ -36,7 +36,11 @@ METRICS = (
     ("transpose_energy_share", "transpose share", "pct"),
     ("critical_path_ns", "critical path / step (ns)", "sig"),
 )
-OPTIONAL_METRICS = (("test_accuracy_drift", "test accuracy after drift", "acc"),)
+#: Shown only when some run of the sweep has them (drift runs; smooth hidden activations).
+OPTIONAL_METRICS = (("test_accuracy_drift", "test accuracy after drift", "acc"),
+                    ("eps_mean", "learned ε (mean)", "sig"),
+                    ("eps_min", "learned ε (min)", "sig"),
+                    ("eps_max", "learned ε (max)", "sig"))
 FORMATS = ("md", "csv")
 
 #: Axis labels (with units) of settings commonly swept; others are shown by key.

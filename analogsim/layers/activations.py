@@ -60,6 +60,9 @@ __all__ = [
 
 SURROGATES = ("identity", "clipped", "sigmoid")
 THETA_RULES = ("text", "chain")
+#: Range of θ that keeps ε = exp θ a normal float32 (the working precision of the layers).
+_THETA_MIN = float(np.log(np.finfo(np.float32).tiny))
+_THETA_MAX = float(np.log(np.finfo(np.float32).max))
 
 
 class NotDifferentiableError(ValueError):
@@ -567,7 +570,17 @@ class SmoothReLU(Activation):
         if not self.learnable:
             raise ValueError("smooth.apply_theta_update: this activation was built with "
                              "learnable=False; allowed: only learnable activations are updated")
-        self.theta += self._check_vector(dtheta, "dtheta")
+        new = self.theta + self._check_vector(dtheta, "dtheta")
+        # ε = exp θ is used in float32: outside its normal range it becomes 0 or inf and the
+        # next forward fails far from the cause. Refuse the step (θ unchanged) and say why.
+        if not np.all((new >= _THETA_MIN) & (new <= _THETA_MAX)):
+            raise ValueError(
+                f"smooth.apply_theta_update: the step takes theta to [{new.min():.4g}, "
+                f"{new.max():.4g}]; allowed: theta in [{_THETA_MIN:.4g}, "
+                f"{_THETA_MAX:.4g}] (eps a normal float32). The step diverged: lower lr_eps"
+                + (", or use theta_rule = 'chain' (the text's rule divides by eps)"
+                   if self.theta_rule == "text" else ""))
+        self.theta[...] = new
 
 
 # --------------------------------------------------------------------------- registry

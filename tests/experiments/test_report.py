@@ -103,3 +103,19 @@ def test_text_tables() -> None:
     text = format_table(["a", "bb"], [["1", "2"], ["333", "4"]])
     assert text.splitlines() == ["a    bb", "---  --", "1    2 ", "333  4 "]
     assert markdown_table(["x|y"], [["1"]]).splitlines()[0] == "| x\\|y |"
+
+
+def test_learned_eps_columns_only_when_runs_have_them(tmp_path: Path) -> None:
+    path = tmp_path / "eps.sqlite"
+    with ResultsStore(path) as store:
+        for seed, eps in ((0, 0.05), (1, 0.15)):
+            point = {"rule": "bp", "seed": seed}
+            rec = fake_record("bp", 0.0, seed)
+            rec["summary"].update(eps_mean=eps, eps_min=eps / 2, eps_max=eps * 2)
+            store.record_done(point_id(point), sweep="smooth", point=point, **rec)
+    plain, = load_summaries(make_store(tmp_path / "r.sqlite"))[:1]
+    assert not any(m[0].startswith("eps_") for m in plain.metrics)
+    smooth, = load_summaries(path)
+    headers, rows = table_rows(smooth)
+    assert "learned ε (mean)" in headers
+    assert rows[0][headers.index("learned ε (mean)")].startswith("0.1 ± 0.07")

@@ -312,6 +312,19 @@ def test_theta_update_rules():
         text.theta_update(g[:3], 0.1)
 
 
+@pytest.mark.parametrize("rule", ["text", "chain"])
+def test_diverging_theta_step_is_refused_and_theta_kept(rule):
+    act = _smooth(theta_rule=rule)
+    before = act.theta.copy()
+    step = act.theta_update(np.array([1e6, 0.0, 0.0, -1e6]), 1e3)  # eps -> 0 and -> inf
+    with pytest.raises(ValueError, match="lower lr_eps") as info:
+        act.apply_theta_update(step)
+    assert ("theta_rule = 'chain'" in str(info.value)) == (rule == "text")
+    np.testing.assert_array_equal(act.theta, before)
+    act.apply_theta_update(np.full(4, 1e-3))  # an ordinary step still works
+    np.testing.assert_allclose(act.theta, before + 1e-3)
+
+
 def test_theta_state_and_params():
     act = SmoothReLU(3, eps0=0.2)
     np.testing.assert_allclose(act.theta, np.log(0.2))
