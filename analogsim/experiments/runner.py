@@ -29,7 +29,7 @@ import numpy as np
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
 from ..kernels import kernel_threads
-from ..layers.network import ModelConfig, Network, build_network
+from ..layers.network import ModelConfig, Network, build_network, hidden_activation
 from ..rules import RULES, SGD, Trainer, get_rule
 from .data import Dataset, load_dataset, onehot
 
@@ -94,11 +94,24 @@ def build_run(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, n_in: in
     model = model.replace(sizes=sizes)
     rule = get_rule(cfg.rule, seed=cfg.seed, **cfg.rule_options)
     transpose = cfg.transpose if rule.needs_transpose else None
-    zero = getattr(rule, "zero_init", False) or model.init == "zero"
+    zero = model.init == "zero" or _zero_hidden_init(getattr(rule, "zero_init", False), model)
     net = build_network(model, hw, seed=cfg.seed, transpose=transpose, refresh=cfg.refresh,
                         zero_hidden_init=zero)
     rule.build(net)
     return Trainer(net, rule, SGD(cfg.lr, cfg.lr_eps, cfg.lr_aux), staleness=cfg.staleness)
+
+
+def _zero_hidden_init(want: bool | str, model: ModelConfig) -> bool:
+    """Resolve a rule's ``zero_init``: ``"auto"`` means zero hidden weights only where the
+    hidden activation has a non-zero slope at 0 (a zero start of ReLU units never moves)."""
+    if want != "auto":
+        return bool(want)
+    act = hidden_activation(model, 1)
+    if not act.has_deriv:  # the rule will refuse the units anyway, with a clear error
+        return False
+    zero = np.zeros((1, 1), dtype=np.float32)
+    h = act.forward(zero, np.random.default_rng(0))  # rng: stochastic units sample
+    return bool(act.deriv(zero, h)[0, 0] != 0)
 
 
 def _transpose_counts(ledger: Ledger) -> dict[str, int]:

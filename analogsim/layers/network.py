@@ -109,6 +109,11 @@ class ModelConfig:
         return d
 
 
+def hidden_activation(cfg: ModelConfig, n_units: int):
+    """A fresh instance of the hidden-layer activation ``cfg`` describes."""
+    return _activation(cfg, cfg.hidden, n_units)
+
+
 def _activation(cfg: ModelConfig, name: str, n_units: int):
     if name == "smooth":
         return get_activation(name, n_units=n_units, eps0=cfg.eps0,

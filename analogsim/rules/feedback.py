@@ -140,12 +140,20 @@ class FA(_ErrorRule):
 class DFA(_ErrorRule):
     """Direct feedback alignment: ``δ_l = (B_l e) ⊙ f'(u_l)`` for all hidden layers at once.
 
-    ``zero_init`` (default True, as Nøkland did with tanh) asks the runner to start the hidden
-    forward weights at zero; the feedback alone then breaks the symmetry.
+    ``zero_init`` asks the runner to start the hidden forward weights at zero, as Nøkland
+    did with tanh; the feedback alone then breaks the symmetry. ``"auto"`` (default) does so
+    only when the hidden activation's slope at 0 is non-zero: with ReLU (``f'(0) = 0``) a
+    zero start leaves every hidden δ at 0 forever. ``True``/``False`` force it.
     """
 
     name = "dfa"
-    zero_init = True
+
+    def __init__(self, *, zero_init: bool | str = "auto", **options) -> None:
+        super().__init__(**options)
+        if not (isinstance(zero_init, bool) or zero_init == "auto"):
+            raise ValueError(f"zero_init = {zero_init!r} is invalid; allowed: 'auto', true "
+                             "or false")
+        self.zero_init = zero_init
 
     def build(self, net):
         super().build(net)

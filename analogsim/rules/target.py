@@ -46,11 +46,12 @@ of unit-RMS inputs (bounded activities, ``p = 1``, are unchanged).
 
 **Top target.** With ``top = "transpose"`` the last hidden layer's target is a gradient step
 taken through the output layer's transpose strategy (charged; the runner builds the network
-with one, see :attr:`needs_transpose`; Bartunov et al. 2018's "simplified DTP"):
+with one, see :attr:`needs_transpose`; Lee et al. 2015's DTP takes this gradient step):
 
 .. math:: \hat h_{L-1} = h_{L-1} - \alpha B\, W_L^\top e .
 
-With ``top = "inverse"`` (default, no ``Wᵀ``) the output gets the target
+With ``top = "inverse"`` (default, no ``Wᵀ``; Bartunov et al. 2018's "simplified DTP",
+which never transports a gradient) the output gets the target
 :math:`\hat u_L = u_L - \alpha B e` (for softmax cross-entropy :math:`u - \alpha(p - t)`) and
 :math:`\hat h_{L-1}` comes through the output layer's inverse :math:`g_L`. ``top_lr`` is α; the
 factor ``B`` makes it a per-sample step, independent of the batch size.
