@@ -42,16 +42,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import median_time  # noqa: E402
 from bench_crossbar import machine_info  # noqa: E402
 
 from analogsim.hardware.array import CrossbarArray  # noqa: E402
@@ -89,14 +88,7 @@ def make_case(op: str, batch: int, n: int, seed: int = 0):
 
 def time_point(op: str, batch: int, n: int, repeats: int) -> float:
     _, fn = make_case(op, batch, n)
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_time(fn, repeats)
 
 
 def tracemalloc_peak(op: str, batch: int, n: int) -> int:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _timing import median_time  # noqa: E402
 from bench_crossbar import machine_info  # noqa: E402
 
 from analogsim.experiments.data import load_dataset, onehot  # noqa: E402
@@ -172,17 +173,6 @@ def build_trainer(v: Variant, sizes: tuple[int, ...], batch: int):
                       transpose=v.transpose or "probe")
     return build_run(get_preset(v.preset), ModelConfig(sizes=sizes, hidden="tanh"), cfg,
                      sizes[0], sizes[-1])
-
-
-def median_time(fn: Callable[[], object], repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def epoch_time(step: Callable[[np.ndarray, np.ndarray], object], x, t, batch, n_samples,
