@@ -6,7 +6,8 @@ For each shape ``(n_in, n_out, batch)`` it times (median of several repeats afte
 * ``analog fwd``  the read path: ``dac_encode``, then per input block of 512 a BLAS product
   and ``adc_read`` (8-bit DAC/ADC, read and output noise on)
 * ``plain sgd``   ``W -= lr * d.T @ x`` in float32
-* ``expected``    ``dw = d.T @ x; dw *= -lr`` (BLAS) then ``pulse_update_expected``
+* ``expected``    per block of rows (~2 MB): ``d.T @ x`` (BLAS), then
+  ``pulse_update_expected`` with ``dw_scale = -lr`` (as ``CrossbarArray`` does)
 * ``stochastic``  ``pulse_update_stochastic`` (BL 31, update management)
 
 and prints the ratios: forward against ``plain fwd``, updates against ``plain sgd``, with the
@@ -111,12 +112,18 @@ def plain_sgd(c: Case) -> Callable[[], object]:
 
 
 def expected_update(c: Case) -> Callable[[], object]:
-    def run() -> tuple[int, int]:
-        dw = c.d.T @ c.x
-        dw *= np.float32(-LR)
-        return pulse_update_expected(c.gp, c.gm, dw, dw_min=DW_MIN, soft=True, ctoc=c.ctoc,
-                                     max_pulses=31 * c.batch, key=c.update_key,
-                                     counter=c.next_counter(), **c.dev)
+    # As CrossbarArray.pulse_update does: Dᵀ X is formed in blocks of rows of about 2 MB
+    # (still in cache when the kernel reads it) and the kernel applies -lr itself.
+    rows = max(1, (1 << 21) // (4 * c.n_in))
+
+    def run() -> None:
+        counter = c.next_counter()
+        for r0 in range(0, c.n_out, rows):
+            b = slice(r0, min(r0 + rows, c.n_out))
+            dev = {k: v[b] for k, v in c.dev.items()}
+            pulse_update_expected(c.gp[b], c.gm[b], c.d[:, b].T @ c.x, dw_min=DW_MIN, soft=True,
+                                  ctoc=c.ctoc, max_pulses=31 * c.batch, key=c.update_key,
+                                  counter=counter, dw_scale=-LR, first_row=r0, **dev)
     return run
 
 

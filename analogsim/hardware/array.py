@@ -29,6 +29,7 @@ from ..kernels import (
     adc_read,
     dac_encode,
     make_key,
+    max_abs,
     pulse_update_expected,
     pulse_update_stochastic,
 )
@@ -76,24 +77,27 @@ def _check_real(name: str, v: object, *, positive: bool) -> None:
         raise ValueError(f"{name} = {v!r} is invalid; allowed: a finite real number {rel}")
 
 
-def _requested_change(x: np.ndarray, d: np.ndarray, lr: float, cap: float) -> np.ndarray:
-    """``ΔW = -lr dᵀx`` as float32, for finite ``x``, ``d`` and ``lr``.
+def _requested_change(x: np.ndarray, d: np.ndarray, lr: float, peak_x: float, peak_d: float,
+                      cap: float) -> tuple[np.ndarray, float]:
+    """``(P, s)`` with ``ΔW = float32(P · float32(s)) = -lr dᵀx``, for finite ``x``, ``d``, ``lr``.
 
-    The float32 product is formed directly when it cannot overflow (bounded by
-    ``B·max|d|·max|x|·lr``). Otherwise — finite inputs whose product exceeds float32 — it is
-    formed in float64 and cut at ``±cap``: the expected-mode kernel caps each cell's pulse
-    count at ``max_pulses`` anyway, so a cut at ``cap ≥ 2 (max_pulses + 1) dw_min`` changes
-    nothing but keeps ``inf``/NaN out of the kernel.
+    Normally ``P = dᵀx`` (float32 BLAS) and ``s = -lr``: the expected-mode kernel applies the
+    factor itself, saving a pass over ``n_out × n_in``. When the float32 product could
+    overflow (bounded by ``B·max|d|·max|x|·lr``), ``ΔW`` is formed in float64 and cut at
+    ``±cap`` (``s = 1``): the kernel caps each cell's pulse count at ``max_pulses`` anyway,
+    so a cut at ``cap ≥ 2 (max_pulses + 1) dw_min`` changes nothing but keeps
+    ``inf``/NaN out of the kernel.
     """
-    peak = max(float(x.max()), -float(x.min())) * max(float(d.max()), -float(d.min()))
-    peak *= x.shape[0]
+    peak = peak_x * peak_d * x.shape[0]
     if lr < 1e37 and peak < 1e37 and peak * lr < 1e37:
-        dw = np.matmul(d.T, x)
-        dw *= np.float32(-lr)
-        return dw
+        return np.matmul(d.T, x), -lr
     with np.errstate(over="ignore"):
         dw = np.matmul(d.T.astype(np.float64), x.astype(np.float64)) * -lr
-    return np.clip(dw, -cap, cap).astype(np.float32)
+    return np.clip(dw, -cap, cap).astype(np.float32), 1.0
+
+
+# Bytes of Dᵀ X per block of rows in the expected-mode update (fits the last-level cache).
+_UPDATE_BLOCK_BYTES = 1 << 21
 
 
 def _starts(n: int, size: int) -> np.ndarray:
@@ -139,6 +143,7 @@ class CrossbarArray:
         self._bounds = np.full((len(self._out_starts) - 1, len(self._in_starts) - 1),
                                hw.adc.out_bound, dtype=np.float32)
         self._w_cache: np.ndarray | None = None
+        self._w_buf: np.ndarray | None = None
 
     # ------------------------------------------------------------------ construction
     def _init_devices(self) -> None:
@@ -258,7 +263,12 @@ class CrossbarArray:
         the conductances through :mod:`analogsim.oracle` instead.
         """
         if self._w_cache is None:
-            self._w_cache = (np.float32(self.hw.device.w_max) * (self._gp - self._gm))
+            # Rebuilt in place after every update: no n_out × n_in temporaries per step.
+            if self._w_buf is None:
+                self._w_buf = np.empty_like(self._gp)
+            np.subtract(self._gp, self._gm, out=self._w_buf)
+            self._w_buf *= np.float32(self.hw.device.w_max)
+            self._w_cache = self._w_buf
         return self._w_cache
 
     def mvm(self, x: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
@@ -291,7 +301,9 @@ class CrossbarArray:
             raise ValueError(f"d.shape[0] = {d.shape[0]} differs from x.shape[0] = "
                              f"{x.shape[0]}; allowed: the same batch size")
         _check_real("lr", lr, positive=True)
-        if not (np.all(np.isfinite(x)) and np.all(np.isfinite(d))):
+        # One pass over each batch, no temporaries: finiteness and the peaks in one go.
+        peak_x, peak_d = max_abs(x), max_abs(d)
+        if not (math.isfinite(peak_x) and math.isfinite(peak_d)):
             raise ValueError("x or d contains NaN or Inf; allowed: finite values")
         dev, upd = self.hw.device, self.hw.update
         common = dict(alpha_up=self._alpha_up, alpha_down=self._alpha_down,
@@ -299,10 +311,7 @@ class CrossbarArray:
                       soft=dev.bounds == "soft", ctoc=dev.ctoc, key=self._update_key,
                       counter=self._update_counter)
         if upd.mode == "expected":
-            max_pulses = upd.bl * x.shape[0]
-            dw = _requested_change(x, d, float(lr), 2.0 * (max_pulses + 1) * dev.dw_min)
-            n_pulses, n_clip = pulse_update_expected(self._gp, self._gm, dw, dw_min=dev.dw_min,
-                                                     max_pulses=max_pulses, **common)
+            n_pulses, n_clip = self._expected_update(x, d, float(lr), peak_x, peak_d, common)
         else:
             n_pulses, n_clip = pulse_update_stochastic(
                 self._gp, self._gm, x, d, float(lr), bl=upd.bl, dw_min=dev.dw_min,
@@ -314,6 +323,39 @@ class CrossbarArray:
                                        dac_conversions=x.shape[0] * (self.n_in + self.n_out))
         for lst in self._listeners:
             lst.on_update(x, d, float(lr))
+
+    def _expected_update(self, x: np.ndarray, d: np.ndarray, lr: float, peak_x: float,
+                         peak_d: float, common: dict) -> tuple[int, int]:
+        """Expected-mode update in blocks of rows: ``Dᵀ X`` of a block (about 2 MB of float32)
+        is formed and applied while it is still in cache, instead of a whole ``n_out × n_in``
+        matrix going to memory and back. ``first_row`` keeps every row's random draws, so
+        the result is that of one call on the whole matrix. A block whose kernel call raises
+        (bad device state) does not stop the others; the first error is raised at the end.
+        """
+        dev = self.hw.device
+        max_pulses = self.hw.update.bl * x.shape[0]
+        cap = 2.0 * (max_pulses + 1) * dev.dw_min
+        rows = max(1, _UPDATE_BLOCK_BYTES // (4 * self.n_in))
+        n_pulses = n_clip = 0
+        error: ValueError | None = None
+        for r0 in range(0, self.n_out, rows):
+            r1 = min(r0 + rows, self.n_out)
+            block = slice(r0, r1)
+            dw, scale = _requested_change(x, d[:, block], lr, peak_x, peak_d, cap)
+            kw = dict(common, alpha_up=self._alpha_up[block], alpha_down=self._alpha_down[block],
+                      frozen_p=self._frozen_p[block], frozen_m=self._frozen_m[block])
+            try:
+                p, c = pulse_update_expected(self._gp[block], self._gm[block], dw,
+                                             dw_min=dev.dw_min, max_pulses=max_pulses,
+                                             dw_scale=scale, first_row=r0, **kw)
+            except ValueError as exc:
+                error = error or exc
+                continue
+            n_pulses += p
+            n_clip += c
+        if error is not None:
+            raise error
+        return n_pulses, n_clip
 
     # ------------------------------------------------------------------ time
     def advance_clock(self, seconds: float) -> None:

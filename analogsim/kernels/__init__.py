@@ -6,7 +6,7 @@ counter-based generator in :mod:`.rng`, so results do not depend on the thread c
 """
 
 from ._numba import get_threads, kernel_threads, set_threads
-from .read import adc_read, dac_encode
+from .read import adc_read, dac_encode, max_abs
 from .rng import make_key, normal, uniform
 from .update import pulse_update_expected, pulse_update_stochastic
 
@@ -16,6 +16,7 @@ __all__ = [
     "normal",
     "dac_encode",
     "adc_read",
+    "max_abs",
     "pulse_update_expected",
     "pulse_update_stochastic",
     "kernel_threads",

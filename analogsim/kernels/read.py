@@ -11,7 +11,14 @@ Read noise is drawn on the outputs, not on the cells: with i.i.d. per-cell weigh
 std ``σ_r`` (device units), output ``i`` of block ``k`` receives ``Σ_j ε_ij x_j ~
 N(0, σ_r² ‖x_k‖²)``, exactly. That is why :func:`dac_encode` returns ``‖xq_k‖²`` per block.
 
-This module also holds the argument checks shared by the kernel modules (``_check_*``).
+Performance notes: the DAC quantises by one multiply per input (``x · L/s``) and falls back
+to the exact quotient only for runs holding a near-tie, so it is bit-identical to
+``rint(x/s · L)``; the squared norms of quantised blocks are exact integer sums of the
+levels. The ADC draws each chunk of normals in one vectorised pass (:func:`.rng.fill_normals`)
+and converts it in a branch-free loop. Small calls run the serial build of each driver.
+
+This module also holds the argument checks shared by the kernel modules (``_check_*``) and
+:func:`max_abs`, a one-pass ``max|a|`` with NaN/Inf detection.
 """
 
 from __future__ import annotations
@@ -23,14 +30,16 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._numba import jit, pjit, prange
-from .rng import check_key, fill_normals, stream_key
+from ._numba import jit, pick, pjit, prange, row_groups
+from .rng import check_key, fill_normals, normal_scratch, stream_key
 
-__all__ = ["dac_encode", "adc_read"]
+__all__ = ["dac_encode", "adc_read", "max_abs"]
 
 # Outputs per noise batch: the normals of one chunk are drawn together (vectorised), then
 # consumed by the branch-free conversion loop while still in L1.
 _CHUNK = 256
+# DAC inputs per exact integer partial sum of squared levels: 4096 · (2**23)² < 2**63.
+_SQ_CHUNK = 4096
 _F32_MAX = float(np.finfo(np.float32).max)
 _F32_TINY = float(np.finfo(np.float32).tiny)
 _ABS_MASK = np.uint32(0x7FFFFFFF)
@@ -45,24 +54,35 @@ def _check_array(name: str, a: object, dtype: type, shape: tuple[int | None, ...
     """``a``: C-contiguous ``dtype`` ndarray of ``len(shape)`` axes, each ≥ 1.
 
     Entries of ``shape`` that are not ``None`` must match. Nothing is cast or copied.
+    Written as a few plain comparisons: it runs several times per kernel call.
     """
-    want = np.dtype(dtype)
-    if not isinstance(a, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of {want}, got {type(a).__name__}")
-    if a.dtype != want:
-        raise TypeError(f"{name}.dtype = {a.dtype} is not allowed; allowed: {want} "
-                        f"(convert explicitly with .astype(np.{want}))")
-    allowed = tuple("n >= 1" if s is None else s for s in shape)
-    if a.ndim != len(shape) or min(a.shape, default=1) < 1 or any(
-            s is not None and g != s for g, s in zip(a.shape, shape, strict=False)):
-        raise ValueError(f"{name}.shape = {a.shape} is invalid; allowed: {allowed}")
-    if not a.flags.c_contiguous:
+    if not isinstance(a, np.ndarray) or a.dtype != dtype:
+        _raise_array_type(name, a, dtype)
+    got = a.shape
+    bad = len(got) != len(shape) or 0 in got
+    if not bad:
+        for g, s in zip(got, shape, strict=True):
+            if s is not None and g != s:
+                bad = True
+    if bad:
+        allowed = tuple("n >= 1" if s is None else s for s in shape)
+        raise ValueError(f"{name}.shape = {got} is invalid; allowed: {allowed}")
+    flags = a.flags
+    if not flags.c_contiguous:
         raise ValueError(f"{name} is not C-contiguous (strides {a.strides}); allowed: a "
                          "C-contiguous array (np.ascontiguousarray)")
-    if writeable and not a.flags.writeable:
+    if writeable and not flags.writeable:
         raise ValueError(f"{name} is read-only; allowed: a writeable array (it is updated "
                          "in place)")
     return a
+
+
+def _raise_array_type(name: str, a: object, dtype: type) -> None:
+    want = np.dtype(dtype)
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of {want}, got {type(a).__name__}")
+    raise TypeError(f"{name}.dtype = {a.dtype} is not allowed; allowed: {want} "
+                    f"(convert explicitly with .astype(np.{want}))")
 
 
 def _check_bits(name: str, bits: object) -> int:
@@ -102,18 +122,26 @@ def _check_bool(name: str, value: object) -> bool:
     return bool(value)
 
 
-def _check_starts(name: str, starts: object, n: int) -> np.ndarray:
-    """Block boundaries ``[0, s_1, …, n]``: int64, strictly increasing."""
-    s = _check_array(name, starts, np.int64, (None,))
-    if s.size < 2 or s[0] != 0 or s[-1] != n or np.any(np.diff(s) <= 0):
-        raise ValueError(f"{name} = {s.tolist()} is invalid; allowed: strictly increasing "
-                         f"block starts from 0 ending with the width {n}, e.g. [0, 512, {n}]")
-    return s
-
-
 def _raise_nonfinite(name: str, count: int) -> None:
     if count:
         raise ValueError(f"{name} contains {count} NaN or Inf entries; allowed: finite values")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def max_abs(a: np.ndarray) -> float:
+    """``max|a|`` of a C-contiguous float32 array in one vectorised pass, no temporaries.
+
+    Returns ``nan`` if any entry is NaN, else ``inf`` if any is ±Inf, so a single
+    ``math.isfinite`` on the result checks every entry.
+    """
+    ndim = a.ndim if isinstance(a, np.ndarray) else 1
+    a = _check_array("a", a, np.float32, (None,) * max(ndim, 1))
+    m = int(_abs_max_bits(a.reshape(-1).view(np.uint32)))
+    if m > 0x7F800000:
+        return math.nan
+    return float(np.uint32(m).view(np.float32))
 
 
 # --------------------------------------------------------------------------- DAC
@@ -125,12 +153,13 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
 
     With ``maxabs`` each sample is divided by its own ``s_b = max_j |x_bj|`` (1 for an
     all-zero sample), so nothing clips; otherwise ``s_b = r`` (``input_range``) and
-    ``x / r`` is clipped to ``[-1, 1]``. A ``bits``-bit signed DAC has levels ``k / L``,
-    ``L = 2**(bits-1) - 1`` (step ``Δ = 1/L``)::
+    ``x / r`` is clipped to ``[-1, 1]``. A ``bits``-bit signed DAC has levels ``k Δ``,
+    ``Δ = 1/L``, ``L = 2**(bits-1) - 1``::
 
-        x̂_bj = clip(x_bj / s_b, -1, 1)          xq_bj = rint(x̂_bj · L) / L
+        x̂_bj = clip(x_bj / s_b, -1, 1)          k_bj = rint(x̂_bj · L)          xq_bj = k_bj · (1/L)
 
-    (``rint``: round half to even; ``x̂ · L`` equals ``x̂ / Δ`` with one rounding fewer).
+    (``rint``: round half to even of the float64 quotient times ``L``; ``x̂ · L`` equals
+    ``x̂ / Δ`` with one rounding fewer).
 
     Parameters
     ----------
@@ -153,7 +182,10 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
     scale : float32 (B,)
         ``s_b``: the digital factor that brings outputs back to layer units.
     sqnorm : float32 (B, n_blocks)
-        ``Σ_{j ∈ block} xq_bj²`` (summed in float64 in index order) for exact read noise.
+        Squared norm of the block's DAC levels, for exact read noise. With ``bits``:
+        ``Δ² Σ_{j ∈ block} k_bj²`` (integer sums, exact; float64 partial sums over runs of
+        4096 inputs), i.e. the norm of the exact levels ``k Δ``. Without: ``Σ xq_bj²`` in
+        float64 over four interleaved lanes (``j mod 4``), combined pairwise.
     n_clipped : int
         Number of entries clipped in fixed mode (always 0 with ``maxabs``).
     """
@@ -165,63 +197,182 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
         raise ValueError(f"input_range = {input_range!r} is invalid; allowed: a positive "
                          f"float32 normal number, in [{_F32_TINY:.4g}, {_F32_MAX:.4g}]")
     maxabs = _check_bool("maxabs", maxabs)
-    starts = _check_starts("col_starts", col_starts, x.shape[1])
+    starts = _check_array("col_starts", col_starts, np.int64, (None,))
     batch = x.shape[0]
     xq = np.empty_like(x)
     scale = np.empty(batch, dtype=np.float32)
-    sqnorm = np.empty((batch, starts.size - 1), dtype=np.float32)
-    counts = np.zeros((batch, 2), dtype=np.int64)
+    sqnorm = np.empty((batch, max(starts.size - 1, 1)), dtype=np.float32)
     # The uint32 view lets the max-abs and finiteness scan run on integer lanes: for
     # non-negative floats the bit pattern orders like the value, and Inf/NaN sort above
-    # FLT_MAX, so one vectorised integer max/compare pass replaces a float reduction that
-    # would have to stay sequential without fastmath.
-    _dac_driver(x, x.view(np.uint32), float(levels), np.float32(rng_), maxabs, starts, xq,
-                scale, sqnorm, counts)
-    _raise_nonfinite("x", int(counts[:, 1].sum()))
-    return xq, scale, sqnorm, int(counts[:, 0].sum())
+    # FLT_MAX, so one vectorised integer max replaces a float reduction that would have to
+    # stay sequential without fastmath.
+    n_clip, n_bad = pick(_dac_driver, x.size)(x, x.view(np.uint32), float(levels),
+                                              np.float32(rng_), maxabs, starts, xq, scale,
+                                              sqnorm)
+    if n_clip < 0:
+        raise ValueError(f"col_starts = {starts.tolist()} is invalid; allowed: strictly "
+                         f"increasing block starts from 0 ending with the width {x.shape[1]}, "
+                         f"e.g. [0, 512, {x.shape[1]}]")
+    _raise_nonfinite("x", n_bad)
+    return xq, scale, sqnorm, n_clip
+
+
+@jit
+def _starts_ok(starts, n):
+    """``[0, s_1, …, n]`` strictly increasing (checked here: cheaper than in NumPy)."""
+    ok = starts.size >= 2 and starts[0] == 0 and starts[-1] == n
+    for k in range(starts.size - 1):
+        ok &= starts[k] < starts[k + 1]
+    return ok
 
 
 @pjit
-def _dac_driver(x, xbits, levels, fixed_scale, maxabs, starts, xq, scale, sqnorm, counts):
-    for b in prange(x.shape[0]):
-        m, n_bad = _abs_max_bits(xbits[b])
+def _dac_driver(x, xbits, levels, fixed_scale, maxabs, starts, xq, scale, sqnorm):
+    """Returns ``(clipped, non-finite)`` totals, or ``(-1, 0)`` for bad ``starts``."""
+    if not _starts_ok(starts, x.shape[1]):
+        return -1, 0
+    batch = x.shape[0]
+    counts = np.zeros((batch, 2), dtype=np.int64)
+    for b in prange(batch):
+        m = _abs_max_bits(xbits[b])
+        if m > _F32_MAX_BITS:
+            # The sample is rejected: count its NaN/Inf and skip the encoding.
+            counts[b, 1] = _count_nonfinite(xbits[b])
+            scale[b] = np.float32(1.0)
+            continue
         s = fixed_scale
         if maxabs:
             s = _u32_as_f32(m) if m > 0 else np.float32(1.0)
         scale[b] = s
+        # Only a sample whose max|x| exceeds s has inputs to clip (never with maxabs).
+        may_clip = _u32_as_f32(m) > s
         n_clip = 0
         for k in range(starts.size - 1):
             j0, j1 = starts[k], starts[k + 1]
-            n_clip += _dac_span(x[b, j0:j1], xq[b, j0:j1], np.float64(s), levels)
-            sqnorm[b, k] = np.float32(_sum_squares(xq[b, j0:j1]))
-        counts[b, 0] = 0 if maxabs else n_clip
-        counts[b, 1] = n_bad
+            c, sq = _dac_block(x[b, j0:j1], xq[b, j0:j1], s, levels, may_clip)
+            n_clip += c
+            sqnorm[b, k] = sq
+        counts[b, 0] = n_clip
+    return counts[:, 0].sum(), counts[:, 1].sum()
 
 
 @jit
 def _abs_max_bits(xb):
-    """``(bits of max|x|, number of NaN/Inf)`` from the uint32 view of a float32 row."""
+    """Bits of ``max|x|`` from the uint32 view of a float32 row (> FLT_MAX: NaN or Inf)."""
     m = np.uint32(0)
-    n_bad = 0
     for j in range(xb.size):
-        a = xb[j] & _ABS_MASK
-        n_bad += a > _F32_MAX_BITS
-        m = max(m, a)
-    return m, n_bad
+        # Explicit uint32: numba would widen the mask result to 64 bits (4 lanes, not 8).
+        m = max(m, np.uint32(xb[j] & _ABS_MASK))
+    return m
 
 
 @jit
-def _dac_span(xr, qr, s, levels):
-    """``qr = rint(clip(xr / s) · L) · (1/L)`` (no quantisation if ``L = 0``); clip count."""
+def _count_nonfinite(xb):
+    n_bad = 0
+    for j in range(xb.size):
+        n_bad += (xb[j] & _ABS_MASK) > _F32_MAX_BITS
+    return n_bad
+
+
+@jit
+def _dac_block(xr, qr, s, levels, may_clip):
+    """Encode one input block of one sample; returns ``(clipped, squared norm)``."""
+    if levels == 0.0:
+        n_clip = _dac_ideal(xr, qr, np.float64(s))
+        return n_clip, np.float32(_sum_squares(qr))
     n_clip = 0
-    delta = 1.0 / levels if levels > 0.0 else 0.0
+    total = 0.0
+    for c0 in range(0, xr.size, _SQ_CHUNK):
+        c1 = min(c0 + _SQ_CHUNK, xr.size)
+        if may_clip:
+            c, near, ksq = _dac_levels_clip(xr[c0:c1], qr[c0:c1], s, levels)
+        else:
+            c, near, ksq = _dac_levels(xr[c0:c1], qr[c0:c1], s, levels)
+        if near:
+            c, ksq = _dac_levels_exact(xr[c0:c1], qr[c0:c1], s, levels)
+        n_clip += c
+        total += np.float64(ksq)
+    return n_clip, np.float32(total / (levels * levels))
+
+
+@jit
+def _dac_levels(xr, qr, s, levels):
+    """Quantise inputs with ``|x| ≤ s`` by one multiply each instead of a division.
+
+    ``t = x · RN(L/s)`` and the reference ``RN(RN(x/s) · L)`` are both within ``2·2**-53 |t|
+    ≤ 2**-51 L`` of ``x L / s``, so they round to the same level unless ``t`` lies within
+    ``2**-50 L`` of a half-integer; ``near`` reports such inputs (margin ``2**-48 (L + 1)``)
+    and the caller redoes the run with :func:`_dac_levels_exact`. Returns
+    ``(0 clipped, near, Σ k²)``.
+    """
+    c = levels / np.float64(s)
+    delta = 1.0 / levels
+    edge = 0.5 - (levels + 1.0) * 2.0**-48
+    near = False
+    ksq = 0
+    for j in range(xr.size):
+        t = np.float64(xr[j]) * c
+        k = np.rint(t)
+        near |= abs(t - k) > edge
+        qr[j] = np.float32(k * delta)
+        ki = np.int64(np.int32(k))
+        ksq += ki * ki
+    return 0, near, ksq
+
+
+@jit
+def _dac_levels_clip(xr, qr, s, levels):
+    """:func:`_dac_levels` for a run that may hold inputs beyond ``s`` (fixed range).
+
+    ``|x| > s`` (float32 compare) is exactly the reference's ``RN(x/s) > 1`` for float32
+    ``x`` and ``s`` (their quotient is either 1 or at least ``2**-24`` away from it); those
+    inputs clip to ``±L``. Returns ``(clipped, near, Σ k²)``.
+    """
+    c = levels / np.float64(s)
+    delta = 1.0 / levels
+    edge = 0.5 - (levels + 1.0) * 2.0**-48
+    n_clip = 0
+    near = False
+    ksq = 0
+    for j in range(xr.size):
+        xv = xr[j]
+        t = np.float64(xv) * c
+        k = np.rint(t)
+        clip = abs(xv) > s
+        near |= (abs(t - k) > edge) & (not clip)
+        k = math.copysign(levels, t) if clip else k
+        n_clip += clip
+        qr[j] = np.float32(k * delta)
+        ki = np.int64(np.int32(k))
+        ksq += ki * ki
+    return n_clip, near, ksq
+
+
+@jit
+def _dac_levels_exact(xr, qr, s, levels):
+    """The reference quantiser (float64 division); returns ``(clipped, Σ k²)``."""
+    delta = 1.0 / levels
+    sd = np.float64(s)
+    n_clip = 0
+    ksq = 0
+    for j in range(xr.size):
+        v = np.float64(xr[j]) / sd
+        n_clip += abs(v) > 1.0
+        k = np.rint(min(max(v, -1.0), 1.0) * levels)
+        qr[j] = np.float32(k * delta)
+        ki = np.int64(k)
+        ksq += ki * ki
+    return n_clip, ksq
+
+
+@jit
+def _dac_ideal(xr, qr, s):
+    """``qr = clip(xr / s)`` without quantisation; returns the clip count."""
+    n_clip = 0
     for j in range(xr.size):
         v = np.float64(xr[j]) / s
         n_clip += abs(v) > 1.0
-        v = min(max(v, -1.0), 1.0)
-        if levels > 0.0:
-            v = np.rint(v * levels) * delta
-        qr[j] = np.float32(v)
+        qr[j] = np.float32(min(max(v, -1.0), 1.0))
     return n_clip
 
 
@@ -229,8 +380,8 @@ def _dac_span(xr, qr, s, levels):
 def _sum_squares(q):
     """``Σ q_j²`` in float64 over four interleaved lanes (``j mod 4``), combined pairwise.
 
-    The fixed lane order is what lets the sum vectorise without fastmath, and is what the
-    NumPy twin reproduces; each ``q²`` is exact in float64 (float32 squares have 48 bits).
+    A fixed order that the NumPy twin reproduces; each ``q²`` is exact in float64 (float32
+    squares have 48 bits).
     """
     a0 = a1 = a2 = a3 = 0.0
     n4 = q.size - q.size % 4
@@ -255,6 +406,14 @@ def _u32_as_f32(typingctx, v):
     def codegen(context, builder, signature, args):
         return builder.bitcast(args[0], ir.FloatType())
     return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def _f32_as_u32(typingctx, v):
+    """Reinterpret a float32 as its uint32 bits (no conversion)."""
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.uint32(types.float32), codegen
 
 
 # --------------------------------------------------------------------------- ADC
@@ -317,50 +476,100 @@ def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray, scale:
     levels = _check_bits("bits", bits)
     tile = _check_int("row_tile", row_tile, 1, 1 << 62)
     bnd = _check_array("bounds", bounds, np.float32, (-(-n_out // tile),))
-    if levels and not (np.all(np.isfinite(bnd)) and np.all(bnd > 0)):
+    k, c = check_key(key, counter)
+    sat_rows = np.empty(batch, dtype=np.bool_)
+    drive = pick(_adc_driver, y.size)
+    n_sat, n_bad = drive(y, out, sq, sc, rs, os_, levels, bnd, tile, k, c, sat_rows,
+                         1 if drive is _adc_driver.serial else row_groups(batch))
+    if n_sat == -1:
         raise ValueError(f"bounds = {bnd.tolist()} is invalid with bits = {bits}; allowed: "
                          "finite values > 0")
-    if not (np.all(np.isfinite(sq)) and np.all(sq >= 0) and np.all(np.isfinite(sc))):
+    if n_sat == -2:
         raise ValueError("sqnorm_block or scale contains NaN/Inf (or a negative norm); allowed: "
                          "finite values, norms >= 0")
-    k, c = check_key(key, counter)
-    counts = np.zeros((batch, 2), dtype=np.int64)
-    _adc_driver(y, out, sq, sc, rs, os_, levels, bnd, tile, k, c, counts)
-    _raise_nonfinite("y", int(counts[:, 1].sum()))
-    return int(counts[:, 0].sum()), counts[:, 0] > 0
+    _raise_nonfinite("y", n_bad)
+    return n_sat, sat_rows
+
+
+@jit
+def _adc_arg_error(sqnorm, scale, bounds, levels):
+    """0, or -1 for a bound that is not finite and > 0 (with ``bits``), -2 for a norm that is
+    not finite and ≥ 0 or a scale that is not finite. Checked before anything is written."""
+    if levels:
+        for t in range(bounds.size):
+            if not (bounds[t] > 0.0 and bounds[t] <= _F32_MAX):
+                return -1
+    for b in range(sqnorm.size):
+        if not (sqnorm[b] >= 0.0 and sqnorm[b] <= _F32_MAX and abs(scale[b]) <= _F32_MAX):
+            return -2
+    return 0
 
 
 @pjit
 def _adc_driver(y, out, sqnorm, scale, read_std, out_std, levels, bounds, row_tile, key, ctr,
-                counts):
-    n_out = y.shape[1]
+                sat_rows, n_groups):
+    """Returns ``(saturated, non-finite y)`` totals, or ``(error code, 0)``."""
+    err = _adc_arg_error(sqnorm, scale, bounds, levels)
+    if err:
+        return err, 0
+    batch = y.shape[0]
     skey = stream_key(key, ctr)
-    for b in prange(y.shape[0]):
-        sigma = math.sqrt(read_std * read_std * np.float64(sqnorm[b]) + out_std * out_std)
-        z = np.empty(_CHUNK if sigma > 0.0 else 0)
-        scratch = np.empty(_CHUNK // 2 if sigma > 0.0 else 0, dtype=np.uint64)
-        n_sat = 0
-        n_bad = 0
-        for t in range(bounds.size):
-            i1_tile = min((t + 1) * row_tile, n_out)
-            for i0 in range(t * row_tile, i1_tile, _CHUNK):
-                i1 = min(i0 + _CHUNK, i1_tile)
-                if sigma > 0.0:
-                    fill_normals(skey, b * n_out + i0, z[:i1 - i0], scratch)
-                s, f = _adc_span(y[b, i0:i1], out[b, i0:i1], z, sigma, np.float64(scale[b]),
-                                 levels, np.float64(bounds[t]))
-                n_sat += s
-                n_bad += f
-        counts[b, 0] = n_sat
-        counts[b, 1] = n_bad
+    counts = np.zeros((batch, 2), dtype=np.int64)
+    for g in prange(n_groups):
+        z = np.empty(_CHUNK)
+        scratch = np.empty(normal_scratch(_CHUNK), dtype=np.uint64)
+        for b in range(g * batch // n_groups, (g + 1) * batch // n_groups):
+            sigma = math.sqrt(read_std * read_std * np.float64(sqnorm[b]) + out_std * out_std)
+            n_sat, n_bad = _adc_row(y[b], out[b], b * y.shape[1], sigma, np.float64(scale[b]),
+                                    levels, bounds, row_tile, skey, z, scratch)
+            counts[b, 0] = n_sat
+            counts[b, 1] = n_bad
+            sat_rows[b] = n_sat > 0
+    return counts[:, 0].sum(), counts[:, 1].sum()
+
+
+@jit
+def _adc_row(yr, outr, idx0, sigma, s, levels, bounds, row_tile, skey, z, scratch):
+    """One sample: noise chunk by chunk (normals ``idx0 + i``), then convert each chunk."""
+    n_out = yr.size
+    n_sat = 0
+    n_bad = 0
+    for t in range(bounds.size):
+        i1_tile = min((t + 1) * row_tile, n_out)
+        bound = np.float64(bounds[t])
+        for i0 in range(t * row_tile, i1_tile, _CHUNK):
+            i1 = min(i0 + _CHUNK, i1_tile)
+            if sigma > 0.0:
+                fill_normals(skey, idx0 + i0, z[:i1 - i0], scratch)
+            if levels > 0 and sigma > 0.0:
+                sat, bad = _convert_noisy(yr[i0:i1], outr[i0:i1], z, sigma, s, levels / bound,
+                                          bound / levels, bound)
+            else:
+                sat, bad = _adc_span(yr[i0:i1], outr[i0:i1], z, sigma, s, levels, bound)
+            n_sat += sat
+            n_bad += bad
+    return n_sat, n_bad
+
+
+@jit
+def _convert_noisy(yr, outr, z, sigma, s, inv, step, bound):
+    """:func:`_adc_span` with noise and an ADC (the common case), without its branches."""
+    n_sat = 0
+    n_bad = 0
+    for i in range(yr.size):
+        v = np.float64(yr[i])
+        n_bad += not abs(v) <= _F32_MAX
+        v += sigma * z[i]
+        n_sat += abs(v) > bound
+        v = min(max(v, -bound), bound)
+        v = np.rint(v * inv) * step
+        outr[i] = np.float32(np.float64(outr[i]) + s * v)
+    return n_sat, n_bad
 
 
 @jit
 def _adc_span(yr, outr, z, sigma, s, levels, bound):
-    """A run of outputs of one sample under one ADC bound; ``z`` holds their normals.
-
-    Branch-free in the common case so the loop vectorises.
-    """
+    """A run of outputs of one sample under one ADC bound; ``z`` holds their normals."""
     n_sat = 0
     n_bad = 0
     inv = 0.0

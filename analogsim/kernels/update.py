@@ -1,55 +1,63 @@
 """Pulse-update kernels: expected-count and stochastic-coincidence updates of device pairs.
 
-Device model
-------------
-A cell ``(i, j)`` is a pair of normalised conductances ``G+ = gp``, ``G- = gm`` in ``[0, 1]``
-with ``w = w_max (G+ - G-)``. An UP pulse (increases ``w``) potentiates ``G+`` and depresses
-``G-``, a DOWN pulse the reverse, both with the cell's step ``α`` (``α_up`` for UP, ``α_down``
-for DOWN pulses: per-cell arrays that already include asymmetry and device-to-device
-variation). Per device, ``n`` same-sign pulses give:
-
-* soft bounds: potentiation ``G ← 1 - (1 - G)(1 - α)^n``, depression ``G ← G (1 - α)^n``
-  (the closed form of ``n`` single steps ``G + α(1 - G)`` resp. ``G - αG``);
-* hard bounds: ``G ← clip(G ± n α/2, 0, 1)`` (exact for same-sign steps: once a bound is
-  reached, further steps stay there).
-
-Cycle-to-cycle noise ``ctoc`` (relative std of one pulse's step) enters through an effective
-pulse count ``n_eff = max(0, n + ctoc √n ξ)``, ``ξ ~ N(0, 1)`` drawn per device and per
-direction, used in place of ``n`` above. Before the floor this matches the mean and variance
-of a sum of ``n`` i.i.d. steps ``α(1 + ctoc ξ_k)`` exactly for hard bounds; for soft bounds it
-is a first-order approximation (each real step also depends on the state it meets). The
-floor (rare unless ``ctoc ≳ √n``) keeps pulses from moving a device backwards.
-
-Stuck devices (``frozen_p`` / ``frozen_m`` = 1) never change.
-
-Order within a call: the pulse counts of all cells are formed first from the state at the
-start of the call (expected mode: from ``Δw``; stochastic mode: coincidences summed over the
-batch), then each cell receives its UP pulses and then its DOWN pulses. Both kernels end in
-the same per-cell worker, :func:`_apply_cells`.
+The device model (what ``n`` pulses do to a pair of conductances) is in :mod:`.device`.
 
 Performance notes
 -----------------
-Both kernels first *compact* the pulsed cells of a row (index and counts, written
-branch-free) and then run the device model only on those, so the many cells without a
-pulse cost a few instructions and no mispredicted branch. Coincidences in stochastic mode
-are counted sparsely: for row ``i`` every firing bit ``(b, t)`` of its train adds the
-bit-vector "which columns fire at ``(b, t)``" into bit-sliced counters (carry-save adders,
-64 columns per machine word), which costs ``O(density · B · bl · n_in / 64)`` word
-operations per row instead of ``O(B · bl · n_in / 64)`` for a dense AND-popcount product.
+Expected mode: each row is first scanned (``max|Δw|`` and how many cells reach a quarter
+pulse, on the float32 bits). A row whose counts must stay below 16 (or 256) and below
+``max_pulses``, with finite ``Δw`` and enough pulsed cells, is counted and updated in one
+fused, vectorised loop (one draw and one power per cell, no count arrays); rows without
+stuck devices and with valid steps (checked per row) skip the per-cell tests. Other rows
+(sparse, ctoc, large counts, non-finite ``Δw``) are counted first and the pulsed cells are
+*compacted* (index and counts) so that only those run the device model. Callers holding
+``Dᵀ X`` pass ``dw_scale = -lr`` instead of forming ``-lr Dᵀ X``, and may update a large
+matrix in cache-sized blocks of rows (``first_row``) with the same bits.
+
+Stochastic mode: each pulse train is drawn per column/row from consecutive draws; the
+column trains are transposed 64 at a time into "which columns fire at bit ``(b, t)``"
+words. Coincidences are counted sparsely: for row ``i`` every firing bit ``(b, t)`` of its
+train adds that word vector into bit-sliced counters (Harley–Seal trees of carry-save
+adders over eight vectors, 64 columns per machine word), ``O(density · B · bl · n_in / 64)``
+word operations per row instead of ``O(B · bl · n_in / 64)`` for a dense AND-popcount
+product.
+
+Drivers allocate their scratch once per group of rows (:func:`._numba.row_groups`), and
+small calls run the serial build of the driver (:func:`._numba.pick`).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._numba import jit, pjit, prange
-from .read import _check_array, _check_bool, _check_int, _check_real
-from .rng import check_key, draw_normal, draw_u64, draw_uniform, stream_key, sub_key
+from ._numba import jit, pick, pjit, prange, row_groups
+from .device import apply_one_way_row, apply_row, one_way_cell, row_is_clean
+from .read import (
+    _F32_MAX,
+    _F32_MAX_BITS,
+    _check_array,
+    _check_bool,
+    _check_int,
+    _check_real,
+    _f32_as_u32,
+    _u32_as_f32,
+    max_abs,
+)
+from .rng import (
+    _GAMMA,
+    _mix,
+    check_key,
+    f64_to_bits,
+    stream_key,
+    sub_key,
+    uniform_times_2_52,
+)
 
 __all__ = ["pulse_update_expected", "pulse_update_stochastic"]
 
@@ -61,175 +69,9 @@ _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 _S32 = np.uint64(32)
 _TWO32 = 4294967296.0
-
-
-# --------------------------------------------------------------------------- device worker
-
-
-@jit(inline="always")
-def _ipow(base, n, nbits):
-    """``base**n`` by binary powering over a fixed ``nbits`` (≥ bit length of ``n``).
-
-    Selects instead of branches: the trip count is the same for every cell of a row, so the
-    loop predicts perfectly; one pulse costs one multiply, no libm ``pow``.
-    """
-    f = 1.0
-    for k in range(nbits):
-        f = f * base if (n >> k) & 1 else f
-        base = base * base
-    return f
-
-
-@jit(inline="always")
-def _stage(p, m, alpha, n, up, soft, ctoc, nk, idx0, nbits):
-    """Pair ``(p, m)`` after ``n`` pulses of one direction (``n = 0``: unchanged)."""
-    ep = em = np.float64(n)
-    if ctoc > 0.0 and n > 0:
-        sn = ctoc * math.sqrt(n)
-        ep = max(n + sn * draw_normal(nk, idx0), 0.0)
-        em = max(n + sn * draw_normal(nk, idx0 + 1), 0.0)
-    if soft:
-        if ctoc > 0.0:
-            fp = math.pow(1.0 - alpha, ep)
-            fm = math.pow(1.0 - alpha, em)
-        else:
-            fp = fm = _ipow(1.0 - alpha, n, nbits)
-        p2 = 1.0 - (1.0 - p) * fp if up else p * fp
-        m2 = m * fm if up else 1.0 - (1.0 - m) * fm
-    else:
-        dp = 0.5 * alpha * ep
-        dm = 0.5 * alpha * em
-        p2 = min(p + dp, 1.0) if up else max(p - dp, 0.0)
-        m2 = max(m - dm, 0.0) if up else min(m + dm, 1.0)
-    # 1 - (1 - p) is not always p in floating point: keep the old value exactly.
-    return (p if n == 0 else p2), (m if n == 0 else m2)
-
-
-@jit(inline="always")
-def _alpha_ok(a):
-    """A step must lie in [0, 1] (NaN fails): beyond 1 a soft-bound pulse overshoots."""
-    return (a >= 0.0) & (a <= 1.0)
-
-
-@jit
-def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ctoc, nk, base):
-    """Apply ``nup[j]`` UP then ``ndn[j]`` DOWN pulses to the cells ``j = idx[:k]`` of a row.
-
-    ctoc draws of cell ``c = base + j`` are ``4c + {0, 1, 2, 3}`` for (UP, G+), (UP, G-),
-    (DOWN, G+), (DOWN, G-). Returns ``(pulses applied, cells refused for a bad α)``.
-    """
-    n_pulses = 0
-    n_bad = 0
-    for q in range(k):
-        j = idx[q]
-        nu = nup[j]
-        nd = ndn[j]
-        au = np.float64(aur[j])
-        ad = np.float64(adr[j])
-        if (nu > 0 and not _alpha_ok(au)) or (nd > 0 and not _alpha_ok(ad)):
-            n_bad += 1
-            continue
-        p = np.float64(gpr[j])
-        m = np.float64(gmr[j])
-        c4 = 4 * (base + j)
-        p2, m2 = _stage(p, m, au, nu, True, soft, ctoc, nk, c4, nbits)
-        p2, m2 = _stage(p2, m2, ad, nd, False, soft, ctoc, nk, c4 + 2, nbits)
-        gpr[j] = np.float32(p if fpr[j] else p2)
-        gmr[j] = np.float32(m if fmr[j] else m2)
-        n_pulses += nu + nd
-    return n_pulses, n_bad
-
-
-@jit
-def _apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, nk, base):
-    """Device update of one row given its counts: dense or compacted, same result.
-
-    Dense (every cell, branch-free, vectorised) pays off once about a quarter of the row is
-    pulsed; it needs ctoc = 0 and counts < 256. Otherwise only the pulsed cells are visited.
-    """
-    if ctoc == 0.0 and nmax < 256 and 4 * k >= gpr.size:
-        return _apply_dense(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, nmax >= 16)
-    return _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, _bit_length(nmax), soft,
-                        ctoc, nk, base)
-
-
-@jit(inline="always")
-def _ipow_unrolled(base, n, wide):
-    """``_ipow(base, n, 8 if wide else 4)`` unrolled (``n < 256`` resp. ``< 16``).
-
-    Straight-line code, so the dense row loop vectorises; same multiplications in the same
-    order as :func:`_ipow`, hence bit-identical.
-    """
-    f = base if n & 1 else 1.0
-    base = base * base
-    f = f * base if n & 2 else f
-    base = base * base
-    f = f * base if n & 4 else f
-    base = base * base
-    f = f * base if n & 8 else f
-    if wide:
-        base = base * base
-        f = f * base if n & 16 else f
-        base = base * base
-        f = f * base if n & 32 else f
-        base = base * base
-        f = f * base if n & 64 else f
-        base = base * base
-        f = f * base if n & 128 else f
-    return f
-
-
-@jit(inline="always")
-def _stage_dense(p, m, alpha, n, up, soft, wide):
-    """:func:`_stage` without ctoc for ``n < 256`` (``< 16`` unless ``wide``), branch-free."""
-    if soft:
-        f = _ipow_unrolled(1.0 - alpha, n, wide)
-        p2 = 1.0 - (1.0 - p) * f if up else p * f
-        m2 = m * f if up else 1.0 - (1.0 - m) * f
-    else:
-        dd = 0.5 * alpha * np.float64(n)
-        p2 = min(p + dd, 1.0) if up else max(p - dd, 0.0)
-        m2 = max(m - dd, 0.0) if up else min(m + dd, 1.0)
-    return (p if n == 0 else p2), (m if n == 0 else m2)
-
-
-@jit
-def _apply_dense(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, wide):
-    """:func:`_apply_cells` over a whole row with full-length counts, no ctoc, counts < 256.
-
-    Used when a large share of the row is pulsed: every cell goes through the same
-    branch-free arithmetic (cells without pulses are rewritten with their own value).
-    """
-    n_pulses = 0
-    n_bad = 0
-    for j in range(gpr.size):
-        nu = nup[j]
-        nd = ndn[j]
-        au = np.float64(aur[j])
-        ad = np.float64(adr[j])
-        # Bitwise, not short-circuit, logic: keeps the loop free of branches.
-        ok_u = _alpha_ok(au)
-        ok_d = _alpha_ok(ad)
-        bad = ((nu > 0) & (not ok_u)) | ((nd > 0) & (not ok_d))
-        nu = 0 if bad else nu
-        nd = 0 if bad else nd
-        p = np.float64(gpr[j])
-        m = np.float64(gmr[j])
-        p2, m2 = _stage_dense(p, m, au, nu, True, soft, wide)
-        p2, m2 = _stage_dense(p2, m2, ad, nd, False, soft, wide)
-        gpr[j] = np.float32(p if fpr[j] else p2)
-        gmr[j] = np.float32(m if fmr[j] else m2)
-        n_pulses += nu + nd
-        n_bad += bad
-    return n_pulses, n_bad
-
-
-@jit(inline="always")
-def _bit_length(n):
-    nb = 0
-    while (n >> nb) > 0:
-        nb += 1
-    return nb
+_BITS52 = np.uint64(0x4330000000000000)  # the bits of 2**52
+_ABS32 = np.uint32(0x7FFFFFFF)
+_CLEAN_ROWS = 8  # rows per stuck-device / step-range check in expected mode
 
 
 # --------------------------------------------------------------------------- shared checks
@@ -249,38 +91,33 @@ def _check_device_arrays(gp: object, gm: object, alpha_up: object, alpha_down: o
     return shape
 
 
-def _raise_bad_alpha(counts: np.ndarray) -> None:
-    n_bad = int(counts[:, 2].sum())
-    if n_bad:
-        raise ValueError(f"alpha_up/alpha_down: {n_bad} pulsed cells have a step outside [0, 1] "
-                         "or NaN; allowed: 0 <= alpha <= 1 (those cells were left unchanged, "
-                         "the other cells were updated)")
-
-
 # --------------------------------------------------------------------------- expected mode
 
 
 def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
                           alpha_up: np.ndarray, alpha_down: np.ndarray, frozen_p: np.ndarray,
                           frozen_m: np.ndarray, dw_min: float, soft: bool, ctoc: float,
-                          max_pulses: int, key: int, counter: int) -> tuple[int, int]:
+                          max_pulses: int, key: int, counter: int,
+                          dw_scale: float = 1.0, first_row: int = 0) -> tuple[int, int]:
     """Pulse each cell ``round_stochastic(Δw / Δw_min)`` times, in place.
 
-    Per cell, with ``a = |Δw_ij| · (1/Δw_min)`` and ``u = rand_uniform(key, counter,
-    i·n_in + j)``::
+    Per cell, with ``Δw_ij = dw_ij · float32(dw_scale)`` (a float32 product, as
+    ``dw * np.float32(dw_scale)`` would give), ``a = |Δw_ij| · (1/Δw_min)`` and
+    ``u = rand_uniform(key, counter, i·n_in + j)``::
 
         n_ij = floor(a) + [u < a - floor(a)]          (unbiased: E[n_ij] = a)
         n_ij ← min(n_ij, max_pulses)                  (cut cells are counted)
 
-    UP pulses where ``Δw > 0``, DOWN pulses where ``Δw < 0`` (device model: module docstring).
+    UP pulses where ``Δw > 0``, DOWN pulses where ``Δw < 0`` (device model: :mod:`.device`).
 
     Parameters
     ----------
     gp, gm : float32 (n_out, n_in)
         Normalised conductances in ``[0, 1]``; updated in place.
     dw : float32 (n_out, n_in)
-        Requested weight change (device units), e.g. ``-lr Dᵀ X``. Cells with non-finite
-        ``dw`` are left unchanged and the call then raises ``ValueError``.
+        Requested weight change (device units) before ``dw_scale``, e.g. ``Dᵀ X`` with
+        ``dw_scale = -lr``. Cells with non-finite ``Δw`` are left unchanged and the call
+        then raises ``ValueError``.
     alpha_up, alpha_down : float32 (n_out, n_in)
         Per-cell step of one UP / DOWN pulse (fraction of ``G_max``), in ``[0, 1]``.
     frozen_p, frozen_m : uint8 (n_out, n_in)
@@ -295,6 +132,13 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
         Cap on pulses per cell per call.
     key, counter : int
         Counter-RNG key and draw number.
+    dw_scale : float, default 1
+        Finite factor applied to ``dw`` in float32 inside the kernel, so that a caller
+        holding ``Dᵀ X`` needs no separate pass to form ``-lr Dᵀ X``.
+    first_row : int ≥ 0, default 0
+        Index of the first row of these arrays in the whole matrix: the random draws of row
+        ``i`` are those of row ``first_row + i``, so updating a matrix in blocks of rows
+        (with the same key and counter) gives exactly the bits of one call on all of it.
 
     Returns
     -------
@@ -309,69 +153,252 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
     soft = _check_bool("soft", soft)
     ctoc = _check_real("ctoc", ctoc, 0.0)
     max_pulses = _check_int("max_pulses", max_pulses, 1, 1 << 40)
+    scale = _check_real("dw_scale", dw_scale, -math.inf)
+    row0 = _check_int("first_row", first_row, 0, 1 << 40)
+    if abs(scale) > _F32_MAX:
+        raise ValueError(f"dw_scale = {dw_scale!r} is invalid; allowed: a finite float32 "
+                         f"value, |dw_scale| <= {_F32_MAX:.4g}")
     k, c = check_key(key, counter)
     nkey = np.uint64(sub_key(int(k), _TAG_CTOC))
-    counts = np.zeros((shape[0], 4), dtype=np.int64)
-    _expected_driver(gp, gm, dw, alpha_up, alpha_down, frozen_p, frozen_m, 1.0 / step, soft,
-                     ctoc, max_pulses, k, c, nkey, counts)
-    n_bad = int(counts[:, 3].sum())
+    drive = pick(_expected_driver, dw.size // 4)
+    n_pulses, n_clip, n_bad_alpha, n_bad = drive(
+        gp, gm, dw, np.float32(scale), alpha_up, alpha_down, frozen_p, frozen_m, 1.0 / step,
+        soft, ctoc, max_pulses, k, c, nkey, row0, 1 if drive is _expected_driver.serial else
+        row_groups(shape[0]))
     if n_bad:
-        raise ValueError(f"dw contains {n_bad} NaN or Inf entries; allowed: finite values "
-                         "(those cells were left unchanged, the others were updated)")
-    _raise_bad_alpha(counts)
-    return int(counts[:, 0].sum()), int(counts[:, 1].sum())
+        raise ValueError(f"dw contains {n_bad} NaN or Inf entries (after dw_scale); allowed: "
+                         "finite values (those cells were left unchanged, the others were "
+                         "updated)")
+    _raise_bad_alpha(n_bad_alpha)
+    return n_pulses, n_clip
 
 
 @pjit
-def _expected_driver(gp, gm, dw, a_up, a_dn, fp, fm, inv_min, soft, ctoc, max_pulses, key, ctr,
-                     nkey, counts):
+def _expected_driver(gp, gm, dw, dw_scale, a_up, a_dn, fp, fm, inv_min, soft, ctoc, max_pulses,
+                     key, ctr, nkey, row0, n_groups):
+    """Returns the totals ``(pulses, cut cells, cells with a bad α, non-finite Δw)``."""
     ukey = stream_key(key, ctr)
     nk = stream_key(nkey, ctr)
-    n_in = dw.shape[1]
-    for i in prange(dw.shape[0]):
+    n_out, n_in = dw.shape
+    counts = np.zeros((n_out, 4), dtype=np.int64)
+    for g in prange(n_groups):
         idx = np.empty(n_in, dtype=np.int64)
         nup = np.empty(n_in, dtype=np.int64)
         ndn = np.empty(n_in, dtype=np.int64)
-        k, nmax, n_clip, n_bad = _expected_counts(dw[i], inv_min, max_pulses, ukey, i * n_in,
-                                                  idx, nup, ndn)
-        n_pulses, n_bad_alpha = _apply_row(gp[i], gm[i], a_up[i], a_dn[i], fp[i], fm[i], idx, k,
-                                           nup, ndn, nmax, soft, ctoc, nk, i * n_in)
-        counts[i, 0] = n_pulses
-        counts[i, 1] = n_clip
-        counts[i, 2] = n_bad_alpha
-        counts[i, 3] = n_bad
+        r1 = (g + 1) * n_out // n_groups
+        for i in range(g * n_out // n_groups, r1):
+            if (i - g * n_out // n_groups) % _CLEAN_ROWS == 0:
+                # Several rows checked in one pass over contiguous memory: streams better
+                # than row by row; an unclean block just takes the checked loops.
+                e = min(i + _CLEAN_ROWS, r1)
+                clean = row_is_clean(a_up[i:e].reshape(-1), a_dn[i:e].reshape(-1),
+                                     fp[i:e].reshape(-1), fm[i:e].reshape(-1))
+            counts[i, 0], counts[i, 1], counts[i, 2], counts[i, 3] = _expected_row(
+                dw[i], dw_scale, inv_min, max_pulses, ukey, row0 + i, gp[i], gm[i], a_up[i],
+                a_dn[i], fp[i], fm[i], soft, ctoc, nk, idx, nup, ndn, clean)
+    return counts[:, 0].sum(), counts[:, 1].sum(), counts[:, 2].sum(), counts[:, 3].sum()
 
 
 @jit
-def _expected_counts(dwr, inv_min, max_pulses, ukey, base, idx, nup, ndn):
+def _expected_row(dwr, dw_scale, inv_min, max_pulses, ukey, i, gpr, gmr, aur, adr, fpr, fmr,
+                  soft, ctoc, nk, idx, nup, ndn, clean):
+    """Row ``i``: ``(pulses, cut cells, cells with a bad α, non-finite Δw)``.
+
+    ``clean``: the row is known to have no stuck device and only valid steps.
+
+    A row whose counts are known in advance to stay below 256 and ``max_pulses`` (from
+    ``max|Δw|``), with finite ``Δw``, no ctoc and enough pulsed cells, is counted and
+    updated in one fused loop (``_fused_*``); any other row is counted first and then
+    handed to the device worker. Both give the same bits.
+    """
+    n = dwr.size
+    pos = ukey + (np.uint64(i * n) + _ONE) * _GAMMA  # draw_u64(ukey, i·n): the row's first
+    if ctoc == 0.0:
+        a_max, n_big = _row_scan(dwr, dw_scale, inv_min)
+        bound = np.floor(a_max) + 1.0  # ≥ every count of the row; NaN/Inf fail the tests
+        if bound < 256.0 and bound <= max_pulses and 4 * n_big >= n:
+            args = (dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr)
+            if not soft:
+                n_pulses, n_bad = _fused_hard(*args)
+            elif clean:
+                n_pulses, n_bad = _fused_soft4c(*args) if bound < 16.0 else _fused_soft8c(*args)
+            else:
+                n_pulses, n_bad = _fused_soft4(*args) if bound < 16.0 else _fused_soft8(*args)
+            return n_pulses, 0, n_bad, 0
+    k, nmax, n_clip, n_bad_dw = _expected_counts(dwr, dw_scale, inv_min, max_pulses, pos, nup,
+                                                 ndn)
+    n_pulses, n_bad = apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax,
+                                        soft, ctoc, nk, i * n)
+    return n_pulses, n_clip, n_bad, n_bad_dw
+
+
+@jit(inline="always")
+def _rounded_count(a, h):
+    """``floor(a) + [u < a - floor(a)]``, ``u = _u64_to_uniform(h)``: stochastic rounding
+    (``E = a``), compared as ``u·2**52 < (a - floor(a))·2**52`` (both exact). Float64."""
+    fl = np.floor(a)
+    return fl + (1.0 if uniform_times_2_52(h) < (a - fl) * 2.0**52 else 0.0)
+
+
+@jit(inline="always")
+def _as_int(n):
+    """Exact float64 → int64 for integers ``0 ≤ n < 2**52``: add ``2**52``, reinterpret,
+    subtract its bits (AVX2 has no vector float64 → int64 conversion)."""
+    return np.int64(f64_to_bits(n + 2.0**52) - _BITS52)
+
+
+@jit
+def _row_scan(dwr, dw_scale, inv_min):
+    """``(max_j a_j, #{j: a_j ≥ 1/4})`` of a row, ``a = |Δw| / Δw_min`` (Inf/NaN: ``inf``).
+
+    On the float32 bits (integer lanes, vectorised): non-negative floats order like their
+    bits. The count only steers the choice of loop (fused when ≥ a quarter), not results.
+    """
+    bits = dwr.view(np.uint32)
+    scale = abs(dw_scale)
+    # |Δw| ≥ 1/(4 inv_min) as bits; +inf (all ones after the cast) when nothing can reach it.
+    thr = np.float32(0.25 / (inv_min * np.float64(scale))) if scale > 0 else np.float32(math.inf)
+    thr_bits = _f32_as_u32(thr)
+    m = np.uint32(0)
+    n_big = np.uint32(0)
+    for j in range(bits.size):
+        b = np.uint32(bits[j] & _ABS32)
+        m = max(m, b)
+        n_big += np.uint32(b >= thr_bits)
+    if m > _F32_MAX_BITS:
+        return math.inf, 0
+    # |float32(dw · s)| = float32(|dw| · |s|), and a is monotone in it: the max is exact.
+    return np.float64(_u32_as_f32(m) * scale) * inv_min, np.int64(n_big)
+
+
+@jit(inline="always")
+def _fused_body(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr, soft, wide, clean):
+    """:func:`_expected_counts` and the one-way device update of each cell in one pass.
+
+    Only for rows checked by :func:`_expected_row`: finite, counts below 256 (``wide``) or
+    16 and never above ``max_pulses`` (so nothing is cut). ``pos``: the row's first draw.
+    """
+    n_pulses = 0
+    n_bad = 0
+    for j in range(dwr.size):
+        d = np.float64(dwr[j] * dw_scale)
+        n = _as_int(_rounded_count(abs(d) * inv_min, _mix(pos)))
+        pos += _GAMMA
+        p2, m2, n, bad = one_way_cell(np.float64(gpr[j]), np.float64(gmr[j]),
+                                      np.float64(aur[j]), np.float64(adr[j]), fpr[j] != 0,
+                                      fmr[j] != 0, n, d > 0.0, soft, wide, clean)
+        gpr[j] = np.float32(p2)
+        gmr[j] = np.float32(m2)
+        n_pulses += n
+        n_bad += bad
+    return n_pulses, n_bad
+
+
+# One compiled loop per case: constant flags fold the loop body to straight-line code.
+@jit
+def _fused_soft4(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr):
+    return _fused_body(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr, True, False,
+                       False)
+
+
+@jit
+def _fused_soft8(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr):
+    return _fused_body(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr, True, True,
+                       False)
+
+
+@jit
+def _fused_soft4c(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr):
+    return _fused_body(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr, True, False,
+                       True)
+
+
+@jit
+def _fused_soft8c(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr):
+    return _fused_body(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr, True, True,
+                       True)
+
+
+@jit
+def _fused_hard(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr):
+    return _fused_body(dwr, dw_scale, inv_min, pos, gpr, gmr, aur, adr, fpr, fmr, False, False,
+                       False)
+
+
+@jit
+def _expected_counts(dwr, dw_scale, inv_min, max_pulses, pos, nup, ndn):
     """Stochastically rounded UP/DOWN counts of one row (``nup``, ``ndn``, full length).
 
-    Branch-free: every cell costs one uniform draw and no mispredicted branch, whether it
-    is pulsed or not. ``idx[:k]`` lists the pulsed cells. Returns ``(k, max count, cells
-    cut, non-finite cells)``; non-finite cells get no pulse.
+    ``pos``: the row's first draw. Branch-free and vectorised: every cell costs one draw,
+    whether it is pulsed or not. The rare cases are handled after the loop, so the loop
+    does not carry them: a row with a non-finite ``Δw`` is recounted by
+    :func:`_checked_counts`, counts above ``max_pulses`` are cut by :func:`_cut_counts`.
+    Returns ``(pulsed cells, max count, cells cut, non-finite cells)``; non-finite cells get
+    no pulse.
     """
+    k = 0
+    nmax = 0
+    finite = True
+    # Counts beyond max_pulses + 1 are cut anyway; capping first keeps the conversion exact.
+    cap = max_pulses + 1.0
+    p = pos
+    for j in range(dwr.size):
+        d = np.float64(dwr[j] * dw_scale)
+        a = abs(d) * inv_min
+        finite &= a <= 1.0e300
+        c = _as_int(_rounded_count(min(a, cap), _mix(p)))
+        p += _GAMMA
+        nup[j] = c if d > 0.0 else 0
+        ndn[j] = 0 if d > 0.0 else c
+        k += c > 0
+        nmax = max(nmax, c)
+    if not finite:
+        return _checked_counts(dwr, dw_scale, inv_min, max_pulses, pos, nup, ndn)
+    if nmax > max_pulses:
+        return k, max_pulses, _cut_counts(nup, ndn, max_pulses), 0
+    return k, nmax, 0, 0
+
+
+@jit
+def _cut_counts(nup, ndn, max_pulses):
+    """Cut counts to ``max_pulses``; returns the number of cells cut."""
+    n_clip = 0
+    for j in range(nup.size):
+        n_clip += (nup[j] > max_pulses) | (ndn[j] > max_pulses)
+        nup[j] = min(nup[j], max_pulses)
+        ndn[j] = min(ndn[j], max_pulses)
+    return n_clip
+
+
+@jit
+def _checked_counts(dwr, dw_scale, inv_min, max_pulses, pos, nup, ndn):
+    """:func:`_expected_counts` for a row with non-finite ``Δw``: those cells get 0 pulses."""
     k = 0
     nmax = 0
     n_clip = 0
     n_bad = 0
-    # Counts beyond max_pulses + 1 are cut anyway; capping first keeps the int64 cast safe.
     cap = max_pulses + 1.0
     for j in range(dwr.size):
-        d = np.float64(dwr[j])
+        d = np.float64(dwr[j] * dw_scale)
         a = abs(d) * inv_min
         bad = not a <= 1.0e300  # NaN or Inf
-        a = 0.0 if bad else min(a, cap)
-        fl = np.floor(a)
-        n = np.int64(fl) + np.int64(draw_uniform(ukey, base + j) < a - fl)
-        n_clip += n > max_pulses
-        n = min(n, max_pulses)
-        nup[j] = n if d > 0.0 else 0
-        ndn[j] = 0 if d > 0.0 else n
-        idx[k] = j
-        k += n > 0
-        nmax = max(nmax, n)
+        c = _as_int(_rounded_count(0.0 if bad else min(a, cap), _mix(pos)))
+        pos += _GAMMA
+        n_clip += c > max_pulses
+        c = min(c, max_pulses)
+        nup[j] = c if d > 0.0 else 0
+        ndn[j] = 0 if d > 0.0 else c
+        k += c > 0
+        nmax = max(nmax, c)
         n_bad += bad
     return k, nmax, n_clip, n_bad
+
+
+def _raise_bad_alpha(n_bad: int) -> None:
+    if n_bad:
+        raise ValueError(f"alpha_up/alpha_down: {n_bad} pulsed cells have a step outside [0, 1] "
+                         "or NaN; allowed: 0 <= alpha <= 1 (those cells were left unchanged, "
+                         "the other cells were updated)")
 
 
 # --------------------------------------------------------------------------- stochastic mode
@@ -439,8 +466,16 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     xmax, dmax = _max_abs("x", x), _max_abs("d", d)
     if xmax == 0.0 or dmax == 0.0:
         return 0, 0
-    base = rate / (bl * step)
-    ax = math.sqrt(base * dmax / xmax) if um else math.sqrt(base)
+    # lr / (bl Δw_min) can leave the float range for extreme (valid) arguments: at 0 nothing
+    # can fire; beyond the largest float every non-zero entry fires surely (cut, counted).
+    base = min(rate / (bl * step), sys.float_info.max)
+    if base == 0.0:
+        return 0, 0
+    ax = math.sqrt(base)
+    if um:
+        ax = math.sqrt(base * dmax / xmax)
+        if not 0.0 < ax < math.inf:  # the product left the float range: split the root
+            ax = math.sqrt(base) * math.sqrt(dmax / xmax)
     cd = base / ax
     batch, n_in = x.shape
     n_words = -(-n_in // 64)
@@ -456,19 +491,20 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     _pack_columns(x, ax, bl, xkey, c, xt, xneg, clips[:, 0])
     _pack_trains(d, cd, bl, dkey, c, dt, clips[:, 1])
     nkey = np.uint64(sub_key(int(k), _TAG_CTOC))
-    counts = np.zeros((shape[0], 3), dtype=np.int64)
-    # Counts reach batch·bl: that many bits, but never fewer than the two planes (ones,
-    # twos) the adders always write (batch·bl = 1 indexed past the end).
-    n_planes = max(2, (batch * bl).bit_length())
-    _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p, frozen_m,
-                        soft, ctoc, nkey, c, n_planes, counts)
-    _raise_bad_alpha(counts)
-    return int(counts[:, 0].sum()), int(clips.sum())
+    # Counts reach batch·bl: that many bits, but never fewer than the three planes (ones,
+    # twos, fours) the adders always write (a smaller table would be indexed past its end).
+    n_planes = max(3, (batch * bl).bit_length())
+    drive = pick(_coincidence_driver, gp.size // 4)
+    n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
+                            frozen_m, soft, ctoc, nkey, c, n_planes,
+                            1 if drive is _coincidence_driver.serial else row_groups(shape[0]))
+    _raise_bad_alpha(n_bad)
+    return n_pulses, int(clips.sum())
 
 
 def _max_abs(name: str, v: np.ndarray) -> float:
     """``max|v|``, finite exactly when every entry is (NaN and Inf propagate)."""
-    m = float(np.max(np.abs(v)))
+    m = max_abs(v)
     if not math.isfinite(m):
         n_bad = int(np.count_nonzero(~np.isfinite(v)))
         raise ValueError(f"{name} contains {n_bad} NaN or Inf entries; allowed: finite values")
@@ -483,35 +519,71 @@ def _threshold(v, scale):
     return np.uint64(min(p, 1.0) * _TWO32 + 0.5), cut
 
 
+@jit(inline="always")
+def _train(skey, idx0, thr, per, bl):
+    """Bits ``t < bl`` of one pulse train: draw ``idx0 + ⌊t/2⌋`` gives bits ``t`` (low
+    half) and ``t + 1`` (high half), each set when its 32 bits are below ``thr``."""
+    train = _ZERO
+    if thr > 0:
+        pos = skey + (np.uint64(idx0) + _ONE) * _GAMMA  # draw_u64(skey, idx0 + tp)
+        for tp in range(per):
+            h = _mix(pos)
+            pos += _GAMMA
+            bits = np.uint64((h & _MASK32) < thr) | (np.uint64((h >> _S32) < thr) << _ONE)
+            train |= bits << np.uint64(2 * tp)
+        # An odd bl leaves one surplus bit from the last draw.
+        train &= _ALL >> np.uint64(64 - bl)
+    return train
+
+
+@jit
+def _transpose64(a):
+    """In place: bit ``j`` of ``a[i]`` ↔ bit ``i`` of ``a[j]`` (64 × 64 bit matrix).
+
+    Swaps the off-diagonal blocks of halves, quarters, … (Hacker's Delight 7-3), 6·32
+    word operations instead of 64·64 bit moves.
+    """
+    j = 32
+    m = np.uint64(0x00000000FFFFFFFF)
+    while j != 0:
+        sj = np.uint64(j)
+        for k in range(0, 64, 2 * j):
+            for r in range(k, k + j):
+                t = ((a[r] >> sj) ^ a[r + j]) & m
+                a[r] ^= t << sj
+                a[r + j] ^= t
+        j >>= 1
+        m ^= m << np.uint64(j)
+
+
 @pjit
 def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips):
     """Column trains, transposed: bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` = column ``j``
-    fires at bit ``t`` of sample ``b``; ``xneg[b]`` marks the columns with ``x_bj < 0``."""
+    fires at bit ``t`` of sample ``b``; ``xneg[b]`` marks the columns with ``x_bj < 0``.
+
+    Each column's train is drawn on its own (consecutive draws, as for the rows), then
+    each block of 64 trains is transposed into the 64-column words.
+    """
     skey = stream_key(key, ctr)
     n = x.shape[1]
     per = (bl + 1) // 2
     for b in prange(x.shape[0]):
-        thr = np.empty(64, dtype=np.uint64)
+        trains = np.empty(64, dtype=np.uint64)
         n_clip = 0
         for w in range(xneg.shape[1]):
             j0 = 64 * w
             m = min(64, n - j0)
             neg = _ZERO
             for jj in range(m):
-                thr[jj], cut = _threshold(x[b, j0 + jj], scale)
+                v = x[b, j0 + jj]
+                thr, cut = _threshold(v, scale)
                 n_clip += cut
-                neg |= np.uint64(x[b, j0 + jj] < 0.0) << np.uint64(jj)
+                neg |= np.uint64(v < 0.0) << np.uint64(jj)
+                trains[jj] = _train(skey, (b * n + j0 + jj) * per, thr, per, bl)
+            trains[m:] = 0
             xneg[b, w] = neg
-            for tp in range(per):
-                lo = _ZERO
-                hi = _ZERO
-                for jj in range(m):
-                    h = draw_u64(skey, (b * n + j0 + jj) * per + tp)
-                    lo |= np.uint64((h & _MASK32) < thr[jj]) << np.uint64(jj)
-                    hi |= np.uint64((h >> _S32) < thr[jj]) << np.uint64(jj)
-                xt[b * bl + 2 * tp, w] = lo
-                if 2 * tp + 1 < bl:
-                    xt[b * bl + 2 * tp + 1, w] = hi
+            _transpose64(trains)
+            xt[b * bl:(b + 1) * bl, w] = trains[:bl]
         clips[b] = n_clip
 
 
@@ -526,15 +598,7 @@ def _pack_trains(d, scale, bl, key, ctr, dt, clips):
         for i in range(n):
             thr, cut = _threshold(d[b, i], scale)
             n_clip += cut
-            train = _ZERO
-            if thr > 0:
-                for tp in range(per):
-                    h = draw_u64(skey, (b * n + i) * per + tp)
-                    bits = np.uint64((h & _MASK32) < thr) | (np.uint64((h >> _S32) < thr) << _ONE)
-                    train |= bits << np.uint64(2 * tp)
-                # An odd bl leaves one surplus bit from the last draw.
-                train &= _ALL >> np.uint64(64 - bl)
-            dt[b, i] = train
+            dt[b, i] = _train(skey, (b * n + i) * per, thr, per, bl)
         clips[b] = n_clip
 
 
@@ -548,56 +612,62 @@ def _ctz(typingctx, v):
 
 @pjit
 def _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, a_up, a_dn, fp, fm, soft, ctoc, nkey, ctr,
-                        n_planes, counts):
+                        n_planes, n_groups):
+    """Returns the totals ``(pulses, cells with a bad α)``."""
     nk = stream_key(nkey, ctr)
     n_out, n_in = gp.shape
     nw = xneg.shape[1]
-    for i in prange(n_out):
-        planes = np.zeros((2, n_planes, nw), dtype=np.uint64)
-        top = _accumulate_row(xt, xneg, dt, d, i, bl, planes)
-        tot = np.zeros(64 * nw, dtype=np.int64)
-        up = np.zeros(64 * nw, dtype=np.int64)
-        _planes_to_counts(planes[0], top, tot)
-        _planes_to_counts(planes[1], top, up)
+    counts = np.zeros((n_out, 2), dtype=np.int64)
+    for g in prange(n_groups):
+        planes = np.empty((2, n_planes, nw), dtype=np.uint64)
+        carry = np.empty((2, nw), dtype=np.uint64)
+        tot = np.empty(64 * nw, dtype=np.int64)
+        up = np.empty(64 * nw, dtype=np.int64)
         idx = np.empty(n_in, dtype=np.int64)
-        k, nmax = _compact_counts(tot, up, n_in, idx)
-        n_pulses, n_bad = _apply_row(gp[i], gm[i], a_up[i], a_dn[i], fp[i], fm[i], idx, k, up,
-                                     tot, nmax, soft, ctoc, nk, i * n_in)
-        counts[i, 0] = n_pulses
-        counts[i, 2] = n_bad
+        group = np.empty((3, 8), dtype=np.int64)
+        for i in range(g * n_out // n_groups, (g + 1) * n_out // n_groups):
+            planes[:] = 0
+            tot[:] = 0
+            up[:] = 0
+            top = _accumulate_row(xt, xneg, dt, d, i, bl, planes, carry, group)
+            _planes_to_counts(planes[0], top, tot)
+            _planes_to_counts(planes[1], top, up)
+            k, nmax = _compact_counts(tot, up, n_in, idx)
+            counts[i, 0], counts[i, 1] = apply_row(gp[i], gm[i], a_up[i], a_dn[i], fp[i], fm[i],
+                                                   idx, k, up, tot, nmax, soft, ctoc, nk,
+                                                   i * n_in)
+    return counts[:, 0].sum(), counts[:, 1].sum()
 
 
 @jit
-def _accumulate_row(xt, xneg, dt, d, i, bl, planes):
+def _accumulate_row(xt, xneg, dt, d, i, bl, planes, carry, group):
     """Add, for every firing bit ``(b, t)`` of row ``i``, column vector ``xt[b·bl + t]`` into
-    the total counters and its opposite-sign part into the UP counters (groups of four).
+    the total counters and its opposite-sign part into the UP counters (groups of eight).
 
-    Returns the number of counter planes in use.
+    ``carry``, ``group``: scratch. Returns the number of counter planes in use.
     """
-    pos = np.empty(4, dtype=np.int64)
-    smp = np.empty(4, dtype=np.int64)
-    flip = np.empty(4, dtype=np.uint64)
+    pos, smp, flip = group[0], group[1], group[2]
     k = 0
-    top = 2
+    top = 3
     for b in range(dt.shape[0]):
         train = dt[b, i]
-        # UP where x and d have opposite signs: x < 0 if d > 0, x > 0 if d < 0.
-        f = _ALL if d[b, i] < 0.0 else _ZERO
+        # UP where x and d have opposite signs: x < 0 if d > 0, x > 0 if d < 0 (all-ones).
+        f = -1 if d[b, i] < 0.0 else 0
         while train:
             pos[k] = b * bl + np.int64(_ctz(train))
             smp[k] = b
             flip[k] = f
             k += 1
             train &= train - _ONE
-            if k == 4:
-                top = max(top, _add_group(xt, xneg, pos, smp, flip, planes))
+            if k == 8:
+                top = max(top, _add_group(xt, xneg, pos, smp, flip, planes, carry))
                 k = 0
     if k:
-        for q in range(k, 4):
+        for q in range(k, 8):
             pos[q] = xt.shape[0] - 1
             smp[q] = xneg.shape[0] - 1
-            flip[q] = _ZERO
-        top = max(top, _add_group(xt, xneg, pos, smp, flip, planes))
+            flip[q] = 0
+        top = max(top, _add_group(xt, xneg, pos, smp, flip, planes, carry))
     return top
 
 
@@ -609,36 +679,45 @@ def _csa(a, b, c):
 
 
 @jit(inline="always")
-def _add4(ones, twos, v0, v1, v2, v3):
-    """Add four bit-vectors to the (ones, twos) planes; returns ``(ones, twos, fours)``."""
+def _add8(ones, twos, fours, v0, v1, v2, v3, v4, v5, v6, v7):
+    """Add eight bit-vectors to the (ones, twos, fours) planes (Harley–Seal tree of seven
+    carry-save adders); returns ``(ones, twos, fours, eights)``."""
     twos_a, ones = _csa(ones, v0, v1)
     twos_b, ones = _csa(ones, v2, v3)
-    fours, twos = _csa(twos, twos_a, twos_b)
-    return ones, twos, fours
+    fours_a, twos = _csa(twos, twos_a, twos_b)
+    twos_a, ones = _csa(ones, v4, v5)
+    twos_b, ones = _csa(ones, v6, v7)
+    fours_b, twos = _csa(twos, twos_a, twos_b)
+    eights, fours = _csa(fours, fours_a, fours_b)
+    return ones, twos, fours, eights
 
 
 @jit
-def _add_group(xt, xneg, pos, smp, flip, planes):
-    """Four column vectors into both counters; the fours carry ripples up. Returns top plane."""
-    p0, p1, p2, p3 = pos[0], pos[1], pos[2], pos[3]
-    s0, s1, s2, s3 = smp[0], smp[1], smp[2], smp[3]
-    f0, f1, f2, f3 = flip[0], flip[1], flip[2], flip[3]
-    nw = xt.shape[1]
-    carry = np.empty((2, nw), dtype=np.uint64)
-    for w in range(nw):
+def _add_group(xt, xneg, pos, smp, flip, planes, carry):
+    """Eight column vectors into both counters; the eights carry ripples up. Returns the top
+    plane. Rows ``pos``, samples ``smp`` and sign flips ``flip`` (0 or -1) per vector."""
+    # Locals, not array reads in the word loop: the stores to planes could alias them.
+    p0, p1, p2, p3, p4, p5, p6, p7 = pos[0], pos[1], pos[2], pos[3], pos[4], pos[5], pos[6], pos[7]
+    s0, s1, s2, s3, s4, s5, s6, s7 = smp[0], smp[1], smp[2], smp[3], smp[4], smp[5], smp[6], smp[7]
+    f0, f1, f2, f3 = np.uint64(flip[0]), np.uint64(flip[1]), np.uint64(flip[2]), np.uint64(flip[3])
+    f4, f5, f6, f7 = np.uint64(flip[4]), np.uint64(flip[5]), np.uint64(flip[6]), np.uint64(flip[7])
+    for w in range(xt.shape[1]):
         v0, v1, v2, v3 = xt[p0, w], xt[p1, w], xt[p2, w], xt[p3, w]
-        planes[0, 0, w], planes[0, 1, w], carry[0, w] = _add4(
-            planes[0, 0, w], planes[0, 1, w], v0, v1, v2, v3)
-        planes[1, 0, w], planes[1, 1, w], carry[1, w] = _add4(
-            planes[1, 0, w], planes[1, 1, w], v0 & (xneg[s0, w] ^ f0), v1 & (xneg[s1, w] ^ f1),
-            v2 & (xneg[s2, w] ^ f2), v3 & (xneg[s3, w] ^ f3))
+        v4, v5, v6, v7 = xt[p4, w], xt[p5, w], xt[p6, w], xt[p7, w]
+        planes[0, 0, w], planes[0, 1, w], planes[0, 2, w], carry[0, w] = _add8(
+            planes[0, 0, w], planes[0, 1, w], planes[0, 2, w], v0, v1, v2, v3, v4, v5, v6, v7)
+        planes[1, 0, w], planes[1, 1, w], planes[1, 2, w], carry[1, w] = _add8(
+            planes[1, 0, w], planes[1, 1, w], planes[1, 2, w],
+            v0 & (xneg[s0, w] ^ f0), v1 & (xneg[s1, w] ^ f1), v2 & (xneg[s2, w] ^ f2),
+            v3 & (xneg[s3, w] ^ f3), v4 & (xneg[s4, w] ^ f4), v5 & (xneg[s5, w] ^ f5),
+            v6 & (xneg[s6, w] ^ f6), v7 & (xneg[s7, w] ^ f7))
     return max(_ripple(planes[0], carry[0]), _ripple(planes[1], carry[1]))
 
 
 @jit(inline="always")
 def _ripple(pl, c):
-    """Add carry vector ``c`` at plane 2 and propagate; returns planes in use (≥ 2)."""
-    level = 2
+    """Add carry vector ``c`` at plane 3 and propagate; returns planes in use (≥ 3)."""
+    level = 3
     live = _ZERO
     for w in range(c.size):
         live |= c[w]

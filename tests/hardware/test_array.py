@@ -304,6 +304,31 @@ def test_expected_update_with_whole_pulses_is_exactly_minus_lr_dtx():
     assert t["dac_conversions"] == 2 * (4 + 3)
 
 
+@pytest.mark.parametrize("preset", ["ideal", "rram"])
+def test_expected_update_in_row_blocks_equals_one_block(preset, monkeypatch):
+    """The array forms Dᵀ X block by block (cache-sized); the blocks' seeds (first_row)
+    make the result independent of the block size, bit for bit."""
+    import analogsim.hardware.array as array_mod
+
+    hw = get_preset(preset)
+    if hw.update.mode != "expected":
+        hw = hw_with(hw, update={"mode": "expected"})
+    rng = np.random.default_rng(3)
+    x = f32(rng.standard_normal((8, 30)))
+    d = f32(rng.standard_normal((8, 21)) * 0.05)
+    states = []
+    for block_bytes in (1 << 30, 4 * 30 * 4):  # one block; blocks of 4 rows (and a rest)
+        monkeypatch.setattr(array_mod, "_UPDATE_BLOCK_BYTES", block_bytes)
+        arr, _, _ = programmed((21, 30), hw=hw, seed=4)
+        for _ in range(3):
+            arr.pulse_update(x, d, 0.01)
+        states.append((arr.state_dict(), arr.ledger.totals()))
+    (s1, t1), (s2, t2) = states
+    assert t1 == t2
+    for k in ("gp", "gm"):
+        assert s1[k].tobytes() == s2[k].tobytes()
+
+
 def test_expected_update_is_unbiased_with_fractional_pulses():
     # 3 × 4 distinct requests, each repeated on 20 × 20 cells: every cell is rounded
     # independently, so a class mean over 400 cells and 5 calls is a mean over 2000 roundings.

@@ -24,6 +24,16 @@ def lane_sum_squares(q: np.ndarray) -> np.ndarray:
     return (lanes[:, 0] + lanes[:, 1]) + (lanes[:, 2] + lanes[:, 3])
 
 
+def level_sum_squares(k: np.ndarray, levels: float) -> np.ndarray:
+    """Σ (k Δ)² per row the kernel's way: exact integer sums of k² over runs of 4096 inputs,
+    added in float64, divided by L² once."""
+    k = k.astype(np.int64)
+    total = np.zeros(k.shape[0])
+    for c0 in range(0, k.shape[1], 4096):
+        total += (k[:, c0:c0 + 4096] ** 2).sum(axis=1).astype(np.float64)
+    return total / (levels * levels)
+
+
 def dac_twin(x, bits, input_range, maxabs, col_starts):
     b = x.shape[0]
     if maxabs:
@@ -34,12 +44,15 @@ def dac_twin(x, bits, input_range, maxabs, col_starts):
     xn = x.astype(np.float64) / s.astype(np.float64)[:, None]
     n_clip = 0 if maxabs else int(np.count_nonzero(np.abs(xn) > 1.0))
     xn = np.clip(xn, -1.0, 1.0)
-    if bits is not None:
+    blocks = list(zip(col_starts[:-1], col_starts[1:], strict=True))
+    if bits is None:
+        xq = xn.astype(np.float32)
+        sq = np.stack([lane_sum_squares(xq[:, c0:c1]) for c0, c1 in blocks], axis=1)
+    else:
         levels = float(2 ** (bits - 1) - 1)
-        xn = np.rint(xn * levels) * (1.0 / levels)
-    xq = xn.astype(np.float32)
-    sq = np.stack([lane_sum_squares(xq[:, c0:c1])
-                   for c0, c1 in zip(col_starts[:-1], col_starts[1:], strict=True)], axis=1)
+        k = np.rint(xn * levels)
+        xq = (k * (1.0 / levels)).astype(np.float32)
+        sq = np.stack([level_sum_squares(k[:, c0:c1], levels) for c0, c1 in blocks], axis=1)
     return xq, s.astype(np.float32), sq.astype(np.float32), n_clip
 
 
@@ -239,3 +252,48 @@ def test_adc_rejects_read_only_out_and_non_finite_y():
     args["y"][1, 3] = np.nan
     with pytest.raises(ValueError, match="y contains 1 NaN or Inf"):
         adc_read(**args)
+
+
+@pytest.mark.parametrize("maxabs", [True, False])
+def test_dac_exact_ties_round_half_to_even(maxabs):
+    """x·L/s exactly halfway between two levels (s = L = 127): the multiply-based fast path
+    must hand these to the exact quotient, which rounds half to even."""
+    k = np.arange(-127, 127, dtype=np.float32)
+    x = np.stack([k + np.float32(0.5), k + np.float32(0.25)])
+    x[:, 0] = -127.0                      # max|x| = 127 in both samples
+    cs = starts(0, 100, x.shape[1])
+    got = dac_encode(x, bits=8, input_range=127.0, maxabs=maxabs, col_starts=cs)
+    want = dac_twin(x, 8, 127.0, maxabs, cs)
+    for g, w in zip(got[:3], want[:3], strict=True):
+        np.testing.assert_array_equal(g, w)
+    levels = np.rint(got[0].astype(np.float64) * 127)
+    np.testing.assert_array_equal(levels[0, 1:], np.rint(k[1:] + 0.5))   # half to even
+
+
+def test_dac_clipped_fixed_range_and_long_blocks():
+    """Fixed range with clipping on the multiply path, and a block longer than one run of
+    4096 inputs for the squared norm."""
+    x = (RNG.standard_normal((3, 9000)) * 0.6).astype(np.float32)
+    cs = starts(0, 8500, 9000)
+    for bits in (3, 8, 12):
+        got = dac_encode(x, bits=bits, input_range=0.5, maxabs=False, col_starts=cs)
+        want = dac_twin(x, bits, 0.5, False, cs)
+        for g, w in zip(got[:3], want[:3], strict=True):
+            np.testing.assert_array_equal(g, w)
+        assert got[3] == want[3] > 0
+
+
+def test_max_abs_reports_peak_and_non_finite():
+    from analogsim.kernels import max_abs
+
+    x = np.array([[0.5, -3.25], [2.0, 0.0]], dtype=np.float32)
+    assert max_abs(x) == 3.25
+    assert max_abs(np.zeros(5, dtype=np.float32)) == 0.0
+    x[0, 0] = -np.inf
+    assert max_abs(x) == np.inf
+    x[1, 1] = np.nan
+    assert np.isnan(max_abs(x))
+    with pytest.raises(TypeError, match="a.dtype = float64"):
+        max_abs(np.zeros(3))
+    with pytest.raises(ValueError, match="a is not C-contiguous"):
+        max_abs(np.zeros((3, 4), dtype=np.float32)[:, ::2])

@@ -55,8 +55,9 @@ def stage(p, m, alpha, n, up, soft, ctoc, z):
             fp, fm = (_pow(1.0 - alpha, ek).astype(np.float64) for ek in e)
         else:
             fp = fm = ipow(1.0 - alpha, n)
-        p2 = 1.0 - (1.0 - p) * fp if up else p * fp
-        m2 = m * fm if up else 1.0 - (1.0 - m) * fm
+        # Potentiation as G + (1 - G)(1 - f): f = 1 (no pulse) leaves G exactly.
+        p2 = p + (1.0 - p) * (1.0 - fp) if up else p * fp
+        m2 = m * fm if up else m + (1.0 - m) * (1.0 - fm)
     else:
         dp, dm = 0.5 * alpha * e[0], 0.5 * alpha * e[1]
         p2 = np.minimum(p + dp, 1.0) if up else np.maximum(p - dp, 0.0)
@@ -80,7 +81,7 @@ def device_twin(dev, n_up, n_dn, soft, ctoc, key, counter):
 
 
 def expected_twin(dev, dw, dw_min, soft, ctoc, max_pulses, key, counter):
-    a = np.abs(dw.astype(np.float64)) * (1.0 / dw_min)
+    a = np.minimum(np.abs(dw.astype(np.float64)) * (1.0 / dw_min), max_pulses + 1.0)
     u = uniform_twin(key, counter, dw.size).reshape(dw.shape)
     fl = np.floor(a)
     n = fl.astype(np.int64) + (u < a - fl)
@@ -144,14 +145,16 @@ def dev_kw(dev):
 
 
 @pytest.mark.parametrize("soft", [True, False])
+@pytest.mark.parametrize("stuck", [0.1, 0.0])
 @pytest.mark.parametrize(("nmax", "density"), [(3, 1.0), (15, 0.6), (90, 0.9), (300, 0.8),
                                                (7, 0.05)])
-def test_device_worker_with_fixed_counts(soft, nmax, density):
+def test_device_worker_with_fixed_counts(soft, stuck, nmax, density):
     """dw = n·dw_min with dw_min a power of two: counts are exact, no rounding draw decides.
-    The cases cover the dense row path (many cells, counts < 256) and the compacted one."""
+    The cases cover the fused count-and-update loops (counts < 16 and < 256, rows with and
+    without stuck devices), the dense row path and the compacted one."""
     rng = np.random.default_rng(nmax)
     shape = (6, 70)
-    dev = make_device(shape, seed=nmax, alpha=(0.0, 0.01))
+    dev = make_device(shape, seed=nmax, alpha=(0.0, 0.01), stuck=stuck)
     dev["alpha_up"][0, 0] = 0.0
     n = rng.integers(-nmax, nmax + 1, shape) * (rng.random(shape) < density)
     dw_min = 2.0**-10
@@ -169,10 +172,11 @@ def test_device_worker_with_fixed_counts(soft, nmax, density):
 
 @pytest.mark.parametrize("soft", [True, False])
 @pytest.mark.parametrize("ctoc", [0.0, 0.4])
-def test_expected_matches_twin_with_stochastic_rounding(soft, ctoc):
+@pytest.mark.parametrize("stuck", [0.1, 0.0])
+def test_expected_matches_twin_with_stochastic_rounding(soft, ctoc, stuck):
     rng = np.random.default_rng(7)
     shape = (9, 33)
-    dev = make_device(shape, seed=3)
+    dev = make_device(shape, seed=3, stuck=stuck)
     dw_min = 0.003
     dw = (rng.standard_normal(shape) * 0.004).astype(np.float32)
     dw[0, :3] = [0.0, 1.0, -1.0]          # no pulse, and two cells cut at max_pulses
@@ -183,6 +187,24 @@ def test_expected_matches_twin_with_stochastic_rounding(soft, ctoc):
     assert got == (total, n_clip) and n_clip == 2
     np.testing.assert_array_equal(gp, want[0])
     np.testing.assert_array_equal(gm, want[1])
+
+
+@pytest.mark.parametrize("stuck", [0.1, 0.0])
+def test_expected_dw_scale_is_a_float32_product(stuck):
+    """dw_scale = s gives the same bits as passing dw * float32(s) (dense and sparse rows)."""
+    rng = np.random.default_rng(3)
+    shape = (12, 150)
+    dev = make_device(shape, seed=4, stuck=stuck)
+    dw = (rng.standard_normal(shape) * 0.3).astype(np.float32)
+    dw[::3] *= np.float32(0.01)           # every third row sparse
+    kw = dict(dw_min=0.001, soft=True, ctoc=0.0, max_pulses=500, key=KEY, counter=2)
+    g1 = dev["gp"].copy(), dev["gm"].copy()
+    r1 = pulse_update_expected(*g1, dw, dw_scale=-0.037, **kw, **dev_kw(dev))
+    g2 = dev["gp"].copy(), dev["gm"].copy()
+    r2 = pulse_update_expected(*g2, dw * np.float32(-0.037), **kw, **dev_kw(dev))
+    assert r1 == r2 and r1[0] > 0
+    for a, b in zip(g1, g2, strict=True):
+        assert a.tobytes() == b.tobytes()
 
 
 def test_expected_mean_update_is_unbiased():
@@ -318,7 +340,8 @@ def expected_args(**kw):
     (dict(gp=np.zeros((0, 4), np.float32)), ValueError, "gp.shape"),
     (dict(dw_min=0.0), ValueError, "dw_min"), (dict(ctoc=-1.0), ValueError, "ctoc"),
     (dict(max_pulses=0), ValueError, "max_pulses"), (dict(soft=1), TypeError, "soft"),
-    (dict(key=2**64), ValueError, "key"),
+    (dict(key=2**64), ValueError, "key"), (dict(dw_scale=np.nan), ValueError, "dw_scale"),
+    (dict(dw_scale=1e39), ValueError, "dw_scale"), (dict(dw_scale="2"), ValueError, "dw_scale"),
 ])
 def test_expected_rejects_bad_arguments(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
@@ -368,3 +391,37 @@ def stochastic_args(**kw):
 def test_stochastic_rejects_bad_arguments(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
         pulse_update_stochastic(**stochastic_args(**kw))
+
+
+def test_bit_transpose():
+    from analogsim.kernels.update import _transpose64
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 2**63, 64, dtype=np.uint64) * np.uint64(2) + rng.integers(
+        0, 2, 64, dtype=np.uint64)
+    bits = (a[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)   # bits[i, j]
+    t = a.copy()
+    _transpose64(t)
+    got = (t[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
+    np.testing.assert_array_equal(got, bits.T)
+
+
+def test_expected_in_row_blocks_equals_one_call():
+    """first_row gives each row its own draws: updating blocks of rows reproduces one call."""
+    rng = np.random.default_rng(8)
+    shape = (10, 40)
+    dev = make_device(shape, seed=2, stuck=0.0)
+    dw = (rng.standard_normal(shape) * 0.02).astype(np.float32)
+    kw = dict(dw_min=0.004, soft=True, ctoc=0.3, max_pulses=50, key=KEY, counter=5)
+    whole = dev["gp"].copy(), dev["gm"].copy()
+    r_whole = pulse_update_expected(*whole, dw, **kw, **dev_kw(dev))
+    parts = dev["gp"].copy(), dev["gm"].copy()
+    total = [0, 0]
+    for r0, r1 in ((0, 3), (3, 4), (4, 10)):
+        b = slice(r0, r1)
+        got = pulse_update_expected(parts[0][b], parts[1][b], dw[b], first_row=r0, **kw,
+                                    **{k: v[b] for k, v in dev_kw(dev).items()})
+        total = [total[0] + got[0], total[1] + got[1]]
+    assert tuple(total) == r_whole
+    for a, b in zip(whole, parts, strict=True):
+        assert a.tobytes() == b.tobytes()
