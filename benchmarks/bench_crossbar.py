@@ -26,12 +26,11 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from _timing import median_time
 
 from analogsim.kernels import (
     adc_read,
@@ -144,21 +143,6 @@ MEASUREMENTS: dict[str, Callable[[Case], Callable[[], object]]] = {
 }
 
 
-def measure(fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
-# --------------------------------------------------------------------------- reporting
-
-
 def machine_info() -> str:
     cpu = platform.processor() or platform.machine()
     try:
@@ -182,7 +166,7 @@ def machine_info() -> str:
 
 def run_shape(shape: tuple[int, int, int], repeats: int, ctoc: float) -> dict[str, float]:
     case = Case(*shape, ctoc=ctoc)
-    return {name: measure(make(case), repeats) for name, make in MEASUREMENTS.items()}
+    return {name: median_time(make(case), repeats) for name, make in MEASUREMENTS.items()}
 
 
 def print_table(results: dict[tuple[int, int, int], dict[str, float]]) -> None:
