@@ -451,7 +451,7 @@ def presets_listing() -> str:
         except ValueError as e:
             models.append((name, f"(invalid: {e})"))
     specs = []
-    for path in sorted(EXPERIMENTS_DIR.glob("*.toml")):
+    for path in sorted(EXPERIMENTS_DIR.rglob("*.toml")):  # longer specs sit in subfolders
         try:
             specs.append((str(path.relative_to(EXPERIMENTS_DIR.parent)),
                           _one_line(load_spec(path).description or "-")))

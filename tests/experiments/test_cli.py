@@ -129,7 +129,8 @@ def test_presets_lists_everything(capsys) -> None:
     assert code == 0
     for name in ("ideal", "aihwkit_default", "rram", "pcm", "ecram", "rpu_ideal_device",
                  "digits-small", "nokland-7x240", "bartunov-5x256", "smooth-256",
-                 "experiments/rules_vs_read_noise.toml", "dfa", "hybrid"):
+                 "experiments/rules_vs_read_noise.toml",
+                 "experiments/mnist/rules_table_mnist.toml", "dfa", "hybrid"):
         assert name in out
     assert "(invalid" not in out
 

@@ -11,6 +11,9 @@ from analogsim.experiments.points import expand_bundles, resolve_point
 from analogsim.experiments.sweep import expand, load_spec
 
 SPECS = sorted(EXPERIMENTS_DIR.glob("*.toml"))
+#: Longer specs (other data, more epochs) live in subfolders: checked, but not held to the
+#: digits budget.
+LONG_SPECS = sorted(set(EXPERIMENTS_DIR.rglob("*.toml")) - set(SPECS))
 #: The questions the issue asks the shipped specs to answer, by the spec file that does.
 TOPICS = {
     "rules_vs_read_noise": "hw.noise.read_noise",
@@ -55,3 +58,15 @@ def test_bundled_settings_change_the_resolved_config() -> None:
                        (None, 0.5, 0.0, 0.0, 0.0), (None, 0.0, 0.05, 0.0, 0.0),
                        (None, 0.0, 0.0, 0.05, 0.02)]
     assert all(r.drift_s == 86400.0 for r in runs)
+
+
+def test_long_specs_exist_and_resolve() -> None:
+    assert [p.relative_to(EXPERIMENTS_DIR).as_posix() for p in LONG_SPECS] == [
+        "mnist/rules_table_mnist.toml"]
+    for path in LONG_SPECS:
+        assert path.read_text(encoding="utf-8").startswith("# What it shows:")
+        spec = load_spec(path)
+        points = expand(spec)
+        runs = [resolve_point(p) for p in points]
+        assert len({p.get("seed", 0) for p in points}) >= 3  # a results table: ≥ 3 seeds
+        assert {r.train.rule for r in runs} >= {"bp", "fa", "dfa", "dtp"}
