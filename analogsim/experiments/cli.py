@@ -314,14 +314,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         Path(args.save).parent.mkdir(parents=True, exist_ok=True)
     resume = args.save if args.resume and os.path.exists(args.save) else None
-    start = ckpt.read_meta(resume)["epoch"] if resume else 0
-    bar = None if args.json else tqdm(total=run.train.epochs, initial=start,
-                                      desc=run.train.rule, unit="epoch", file=sys.stderr)
+    bar = None if args.json else tqdm(total=run.train.epochs, desc=run.train.rule,
+                                      unit="epoch", file=sys.stderr)
 
     def on_epoch(rec: dict[str, Any]) -> None:
         if bar is not None:
             bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_acc=f"{rec['val_accuracy']:.3f}")
-            bar.update(1)
+            bar.update(rec["epoch"] - bar.n)  # a resumed run's first record jumps the bar
 
     def on_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
         # Saved after every epoch (atomically, overwriting): the file always holds the
