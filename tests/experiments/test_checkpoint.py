@@ -187,6 +187,32 @@ def test_tampered_content_is_a_clear_error(tmp_path: Path, saved, change, match)
         ck.load(bad, HW, MODEL, saved[1])
 
 
+def test_ideal_hardware_resumes_and_foreign_inf_is_still_rejected(tmp_path: Path,
+                                                                  digits) -> None:
+    """``ideal`` has ADC bounds of ``inf`` (from its config): they load; an inf elsewhere,
+    or in a bound of a finite-bound preset, does not."""
+    ideal = get_preset("ideal")
+    path = tmp_path / "ideal.npz"
+    cfg = _cfg("dfa", 2)
+    straight = train(ideal, MODEL, cfg, dataset=digits)
+    ck.train_with_checkpoints(ideal, MODEL, _cfg("dfa", 1), path, dataset=digits)
+    assert np.isinf(ck.state_arrays(ck.load(path, ideal, MODEL, cfg)[0])[
+        "net.layer0.array.bounds"]).all()
+    _assert_same_run(straight, ck.train_with_checkpoints(ideal, MODEL, cfg, path,
+                                                         dataset=digits))
+    bad = _rewrite(path, tmp_path / "bad.npz", lambda a, m: a.__setitem__(
+        "net.layer0.b", np.full_like(a["net.layer0.b"], np.inf)))
+    with pytest.raises(ValueError, match="'net.layer0.b' contains NaN or Inf"):
+        ck.load(bad, ideal, MODEL, cfg)
+
+
+def test_inf_bound_on_a_finite_bound_preset_is_rejected(tmp_path: Path, saved) -> None:
+    bad = _rewrite(saved[0], tmp_path / "bad.npz", lambda a, m: a.__setitem__(
+        "net.layer0.array.bounds", np.full_like(a["net.layer0.array.bounds"], np.inf)))
+    with pytest.raises(ValueError, match="'net.layer0.array.bounds' contains NaN or Inf"):
+        ck.load(bad, HW, MODEL, saved[1])
+
+
 def test_pickle_npy_and_foreign_files_are_rejected(tmp_path: Path, saved) -> None:
     obj = tmp_path / "obj.npz"
     np.savez(obj, x=np.array([{"a": 1}], dtype=object))
