@@ -30,7 +30,8 @@ import numpy as np
 
 from .hardware.array import CrossbarArray
 
-__all__ = ["conductances", "weights", "stuck_mask", "shadow_divergence", "drift_clock"]
+__all__ = ["conductances", "weights", "stuck_mask", "shadow_divergence", "drift_clock",
+           "device_variation", "noise_keys"]
 
 
 def _check(array: object) -> CrossbarArray:
@@ -107,3 +108,20 @@ def shadow_divergence(array: CrossbarArray, shadow_weights: np.ndarray) -> dict[
 def drift_clock(array: CrossbarArray) -> float:
     """Seconds since the array was last programmed (the time the drift model has applied)."""
     return float(_check(array).clock)
+
+
+def device_variation(array: CrossbarArray) -> dict[str, np.ndarray]:
+    """Copies of the per-device step factors drawn at construction (device-to-device spread).
+
+    ``alpha_up`` / ``alpha_down``: float32 ``(n_out, n_in)`` step sizes of a potentiating /
+    depressing pulse, as fractions of the conductance range (``device.alpha`` times the
+    log-normal spread ``exp(dtod · ξ)``, cut at 1).
+    """
+    a = _check(array)
+    return {"alpha_up": a._alpha_up.copy(), "alpha_down": a._alpha_down.copy()}
+
+
+def noise_keys(array: CrossbarArray) -> tuple[int, int]:
+    """The 64-bit keys of the array's read-noise and update-noise streams (independence tests)."""
+    a = _check(array)
+    return int(a._read_key), int(a._update_key)

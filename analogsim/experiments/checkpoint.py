@@ -46,6 +46,7 @@ to 32 characters).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -239,6 +240,23 @@ def _diff(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
+def _with_later_defaults(saved: dict, hw: HardwareConfig) -> dict:
+    """``saved`` hardware with fields that a later version added filled in, where ``hw``
+    has them at their default: a checkpoint written before a field existed was made with
+    the behaviour that the default keeps (e.g. ``noise.read_noise_model = "additive"``)."""
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}
+    for sec in HardwareConfig.SECTIONS:
+        table, current = out.get(sec), getattr(hw, sec)
+        if not isinstance(table, dict):
+            continue
+        default = type(current)()
+        for f in dataclasses.fields(current):
+            value = getattr(current, f.name)
+            if f.name not in table and value is not None and value == getattr(default, f.name):
+                table[f.name] = _plain(value)
+    return out
+
+
 def _check_config(path, meta: dict, hw: HardwareConfig, model: ModelConfig,
                   cfg: TrainConfig) -> tuple[int, int]:
     """The saved config must be the one given (but ``train.epochs`` may grow); (n_in, n_out)."""
@@ -246,7 +264,7 @@ def _check_config(path, meta: dict, hw: HardwareConfig, model: ModelConfig,
     if not isinstance(conf, dict) or not all(isinstance(conf.get(k), dict)
                                              for k in ("hardware", "model", "train")):
         _fail(path, "metadata 'config' must hold 'hardware', 'model' and 'train' tables")
-    diff = _diff(_plain(hw.to_dict()), conf["hardware"])
+    diff = _diff(_plain(hw.to_dict()), _with_later_defaults(conf["hardware"], hw))
     if diff:
         _fail(path, f"was saved with different hardware (sections {diff}); allowed: the "
                     "hardware config it was saved with")

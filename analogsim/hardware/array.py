@@ -27,19 +27,17 @@ import numpy as np
 
 from ..kernels import (
     adc_read,
+    blas_single_thread,
     dac_encode,
-    make_key,
     max_abs,
     pulse_update_expected,
     pulse_update_stochastic,
 )
+from ..seeding import check_seed, derive_rng, derive_seed
 from .config import HardwareConfig
 from .ledger import Ledger
 
 __all__ = ["CrossbarArray", "BidirectionalArray", "ArrayListener", "make_array", "check_batch"]
-
-# Stream ids for the counter-based generator: one per kind of random event.
-_READ_STREAM, _UPDATE_STREAM = 1, 2
 
 
 class ArrayListener(Protocol):
@@ -127,18 +125,17 @@ class CrossbarArray:
                 raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= 1")
         if not isinstance(hw, HardwareConfig):
             raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
-        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-            raise ValueError(f"seed = {seed!r} is invalid; allowed: an integer >= 0")
-        self.n_out, self.n_in, self.hw, self.seed = int(n_out), int(n_in), hw, int(seed)
+        self.n_out, self.n_in, self.hw, self.seed = int(n_out), int(n_in), hw, check_seed(seed)
         self.ledger = ledger if ledger is not None else Ledger("array")
-        self._read_key = make_key(self.seed, _READ_STREAM)
-        self._update_key = make_key(self.seed, _UPDATE_STREAM)
+        # One counter-based stream per kind of random event (keys for the kernels' generator).
+        self._read_key = derive_seed(self.seed, "read")
+        self._update_key = derive_seed(self.seed, "update")
         self._read_counter = 0
         self._update_counter = 0
         self._listeners: list[ArrayListener] = []
         self._in_starts = _starts(self.n_in, hw.tile.rows)
         self._out_starts = _starts(self.n_out, hw.tile.cols)
-        self._rng = np.random.default_rng([self.seed, 0xA11A])
+        self._rng = derive_rng(self.seed, "devices")
         self._init_devices()
         self._bounds = np.full((len(self._out_starts) - 1, len(self._in_starts) - 1),
                                hw.adc.out_bound, dtype=np.float32)
@@ -191,6 +188,7 @@ class CrossbarArray:
         self._listeners.append(listener)
 
     # ------------------------------------------------------------------ programming
+    @blas_single_thread()  # bit-identical and fast whatever the user's BLAS threads
     def program(self, w: np.ndarray, *, ledger: Ledger | None = None) -> None:
         """Write-verify programming of target weights ``w`` (device units).
 
@@ -269,19 +267,43 @@ class CrossbarArray:
             np.subtract(self._gp, self._gm, out=self._w_buf)
             self._w_buf *= np.float32(self.hw.device.w_max)
             self._w_cache = self._w_buf
+            # |W| (PCM-like read noise) belongs to the matrix just rebuilt: recompute it.
+            self._abs_w_valid = False
         return self._w_cache
 
+    def _abs_read_matrix(self) -> np.ndarray | None:
+        """``|W|`` of :meth:`_read_matrix` for conductance-dependent read noise, else ``None``.
+
+        Only the ``pcm`` read-noise model with ``read_noise > 0`` needs it. Cached in its own
+        buffer until the matrix is rebuilt (between updates every read reuses it).
+        """
+        noise = self.hw.noise
+        if noise.read_noise_model != "pcm" or noise.read_noise == 0.0:
+            return None
+        w = self._read_matrix()
+        buf = getattr(self, "_abs_w_buf", None)
+        if buf is None:
+            buf = self._abs_w_buf = np.empty_like(w)
+            self._abs_w_valid = False
+        if not self._abs_w_valid:
+            np.abs(w, out=buf)
+            self._abs_w_valid = True
+        return buf
+
+    @blas_single_thread()
     def mvm(self, x: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
         """Forward read ``y = ADC(W · DAC(x) + noise)`` for a batch ``x`` of shape (B, n_in).
 
         Returns float32 (B, n_out). Each call draws fresh noise. With ``maxabs`` DAC
-        scaling the result is rescaled digitally by each sample's ``max|x|``.
+        scaling the result is rescaled digitally by each sample's ``max|x|``, with
+        ``maxabs_tile`` each input tile's partial sum by that tile's ``max|x|``.
         """
         x = check_batch("x", x, self.n_in)
         return _analog_read(self, x, self._read_matrix(), self._in_starts, self._out_starts,
-                            self._bounds, ledger or self.ledger)
+                            self._bounds, ledger or self.ledger, abs_w=self._abs_read_matrix())
 
     # ------------------------------------------------------------------ updating
+    @blas_single_thread()
     def pulse_update(self, x: np.ndarray, d: np.ndarray, lr: float, *,
                      ledger: Ledger | None = None) -> None:
         """In-place pulse update with expected value ``ΔW = -lr Dᵀ X`` (device units).
@@ -422,11 +444,14 @@ class BidirectionalArray(CrossbarArray):
                              "transpose strategy ('probe', 'shadow', 'twin')")
         super().__init__(n_out, n_in, hw, seed=seed, ledger=ledger)
 
+    @blas_single_thread()
     def mvm_transposed(self, d: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
         """Transposed read ``Wᵀ d`` through the same DAC/ADC path: (B, n_out) → (B, n_in)."""
         d = check_batch("d", d, self.n_out)
+        abs_w = self._abs_read_matrix()
         return _analog_read(self, d, self._read_matrix().T, self._out_starts, self._in_starts,
-                            self._bounds.T, ledger or self.ledger, name="d")
+                            self._bounds.T, ledger or self.ledger, name="d",
+                            abs_w=None if abs_w is None else abs_w.T)
 
 
 def make_array(n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
@@ -448,24 +473,27 @@ def _overflow(name: str, x: np.ndarray) -> ValueError:
 
 
 def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np.ndarray,
-                 out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger, name: str = "x"
-                 ) -> np.ndarray:
+                 out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger, name: str = "x",
+                 abs_w: np.ndarray | None = None) -> np.ndarray:
     """DAC → per input block BLAS product → noise + ADC accumulate; range management; charge.
 
+    ``abs_w`` (``|w|``, same layout as ``w``) selects conductance-dependent read noise.
     Raises ValueError naming the input ``name`` if a finite input gives a result beyond
     float32 (the digital rescaling by a huge ``max|x|``), instead of returning ``inf``.
     """
     hw = arr.hw
+    per_tile = hw.dac.scaling == "maxabs_tile"
     xq, scale, sqnorm, n_clip = dac_encode(x, bits=hw.dac.bits, input_range=hw.dac.input_range,
-                                           maxabs=hw.dac.scaling == "maxabs",
-                                           col_starts=in_starts)
+                                           maxabs=hw.dac.scaling != "fixed",
+                                           col_starts=in_starts, per_block=per_tile)
     out, sat_rows, n_sat = _read_encoded(arr, xq, scale, sqnorm, w, in_starts, out_starts,
-                                         bounds)
+                                         bounds, abs_w)
     n_reads = x.shape[0]
     tries = 0
     while hw.adc.manage_range and tries < hw.adc.max_retries and sat_rows.any():
         # Re-read saturated samples with the DAC input halved; the digital periphery
-        # doubles their result. Each re-read is a full read and is charged as one.
+        # doubles their result. Each re-read is a full read and is charged as one. With
+        # per-tile scaling every tile of the sample is halved (not only the saturated one).
         idx = np.flatnonzero(sat_rows)
         xq2, _, sq2, _ = dac_encode(np.ascontiguousarray(xq[idx] * np.float32(0.5)),
                                     bits=hw.dac.bits, input_range=1.0, maxabs=False,
@@ -474,7 +502,8 @@ def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np
             sc2 = np.ascontiguousarray(scale[idx] * np.float32(2.0))
         if not np.all(np.isfinite(sc2)):
             raise _overflow(name, x)
-        out2, sat2, n2 = _read_encoded(arr, xq2, sc2, sq2, w, in_starts, out_starts, bounds)
+        out2, sat2, n2 = _read_encoded(arr, xq2, sc2, sq2, w, in_starts, out_starts, bounds,
+                                       abs_w)
         out[idx] = out2
         n_sat += n2
         sat_rows = np.zeros_like(sat_rows)
@@ -491,8 +520,14 @@ def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np
 
 def _read_encoded(arr: CrossbarArray, xq: np.ndarray, scale: np.ndarray, sqnorm: np.ndarray,
                   w: np.ndarray, in_starts: np.ndarray, out_starts: np.ndarray,
-                  bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per input block: BLAS product ``xq_k W_kᵀ``, then noise + ADC accumulated into ``out``."""
+                  bounds: np.ndarray, abs_w: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per input block: BLAS product ``xq_k W_kᵀ``, then noise + ADC accumulated into ``out``.
+
+    ``scale`` is ``(B,)`` or, with per-tile scaling, ``(B, n_blocks)``. With ``abs_w`` the
+    read noise of output ``i`` has variance ``σ_r² w_max Σ_j |w_ij| xq_j²`` over the block
+    (PCM-like, see docs/hardware.md), formed by a second product ``xq_k² |W_k|ᵀ``.
+    """
     hw = arr.hw
     batch, n_out = xq.shape[0], w.shape[0]
     n_blocks = len(in_starts) - 1
@@ -501,21 +536,39 @@ def _read_encoded(arr: CrossbarArray, xq: np.ndarray, scale: np.ndarray, sqnorm:
     n_sat = 0
     row_tile = int(out_starts[1] - out_starts[0]) if len(out_starts) > 2 else n_out
     # Loop invariants, set up once per read: one product buffer for every block, the
-    # per-block norms and ADC bounds as contiguous rows, the noise and converter settings.
+    # per-block norms, scales and ADC bounds as contiguous rows, the noise and converter
+    # settings.
     y = np.empty((batch, n_out), dtype=np.float32)
     sq_blocks = np.ascontiguousarray(sqnorm.T)
     bound_blocks = np.ascontiguousarray(bounds.T)
+    scale_blocks = np.ascontiguousarray(scale.T) if scale.ndim == 2 else None
     read_std = hw.device.w_max * hw.noise.read_noise
+    var = xsq = None
+    if abs_w is not None:
+        # Per-cell variance (w_max σ_r)² |w_ij| / w_max: output variance
+        # (σ_r √w_max)² Σ_j |w_ij| xq_j² (aihwkit's PCM_READ with w_noise = σ_r √w_max).
+        read_std = math.sqrt(hw.device.w_max) * hw.noise.read_noise
+        var = np.empty((batch, n_out), dtype=np.float32)
+        xsq = xq * xq
     out_std, bits = hw.noise.out_noise, hw.adc.bits
     for k in range(n_blocks):
+        c0, c1 = in_starts[k], in_starts[k + 1]
         if n_blocks == 1:
             np.matmul(xq, w.T, out=y)
         else:
-            c0, c1 = in_starts[k], in_starts[k + 1]
             np.matmul(xq[:, c0:c1], w[:, c0:c1].T, out=y)
-        n, rows = adc_read(y, out, sqnorm_block=sq_blocks[k], scale=scale, read_std=read_std,
-                           out_std=out_std, bits=bits, bounds=bound_blocks[k],
-                           row_tile=row_tile, key=arr._read_key, counter=arr._read_counter)
+        sc = scale if scale_blocks is None else scale_blocks[k]
+        if var is None:
+            n, rows = adc_read(y, out, sqnorm_block=sq_blocks[k], scale=sc, read_std=read_std,
+                               out_std=out_std, bits=bits, bounds=bound_blocks[k],
+                               row_tile=row_tile, key=arr._read_key,
+                               counter=arr._read_counter)
+        else:
+            np.matmul(xsq[:, c0:c1], abs_w[:, c0:c1].T, out=var)
+            n, rows = adc_read(y, out, read_var=var, scale=sc, read_std=read_std,
+                               out_std=out_std, bits=bits, bounds=bound_blocks[k],
+                               row_tile=row_tile, key=arr._read_key,
+                               counter=arr._read_counter)
         arr._read_counter += 1
         n_sat += int(n)
         sat_rows |= rows
@@ -524,11 +577,25 @@ def _read_encoded(arr: CrossbarArray, xq: np.ndarray, scale: np.ndarray, sqnorm:
 
 def _charge_read(arr: CrossbarArray, ledger: Ledger, n_vec: int, n_in: int, n_out: int,
                  in_tiles: int, out_tiles: int, n_sat: int, n_clip: int) -> None:
-    """Charge one batched read: every tile converts its own inputs and columns."""
+    """Charge one batched read: every tile converts its own inputs and columns.
+
+    Max-abs scaling costs one comparison per input (the max-abs pass; per tile it covers
+    that tile's inputs) and one multiply per input (``x / s``). The outputs are rescaled
+    once per output with one scale per sample, once per output *and input tile* with
+    per-tile scales (each partial sum has its own scale, so the multiply cannot wait for
+    the sum). Conductance-dependent read noise costs nothing: it is a property of the
+    devices, not an operation (the simulator's extra product is not hardware work).
+    """
     hw = arr.hw
     dac = n_vec * n_in * out_tiles
-    maxabs = hw.dac.scaling == "maxabs"
+    scaling = hw.dac.scaling
     word = hw.periphery.digital_bits // 8
+    compare = n_vec * n_in if scaling != "fixed" else 0
+    mults = 0
+    if scaling == "maxabs":
+        mults = n_vec * (n_in + n_out)
+    elif scaling == "maxabs_tile":
+        mults = n_vec * (n_in + n_out * in_tiles)
     ledger.charge(
         mvm=n_vec * in_tiles * out_tiles,
         read_cycles=n_vec,
@@ -539,9 +606,9 @@ def _charge_read(arr: CrossbarArray, ledger: Ledger, n_vec: int, n_in: int, n_ou
         adc_saturations=n_sat,
         cell_reads=n_vec * n_in * n_out,
         # Partial sums of input tiles are added digitally; max-abs scaling costs a
-        # comparison per input and a multiply per input and per output.
-        digital_adds=n_vec * n_out * (in_tiles - 1) + (n_vec * n_in if maxabs else 0),
-        digital_mults=n_vec * (n_in + n_out) if maxabs else 0,
+        # comparison per input and multiplies (see the docstring).
+        digital_adds=n_vec * n_out * (in_tiles - 1) + compare,
+        digital_mults=mults,
         mem_bytes=n_vec * (n_in + n_out) * word,
     )
 

@@ -95,9 +95,14 @@ class DACConfig:
     input_range : float
         Full-scale input ``r`` (same unit as the layer input) in ``fixed`` mode; the DAC
         sees ``x / r`` and clips it to ``[-1, 1]`` (each clip is counted in the ledger).
-    scaling : {"fixed", "maxabs"}
+    scaling : {"fixed", "maxabs", "maxabs_tile"}
         ``maxabs``: each sample is divided digitally by its own ``max|x|`` before the
         DAC and the outputs multiplied back (charged as digital work), so nothing clips.
+        ``maxabs_tile``: the same per input tile — each tile's slice of ``tile.rows``
+        inputs is divided by its own ``max|x|`` and the tile's partial sum multiplied
+        back before the partial sums are added (aihwkit's ``NoiseManagementType.ABS_MAX``,
+        which every analog tile applies to its own input slice); one extra multiply per
+        tile output is charged. Identical to ``maxabs`` on a single input tile.
     """
 
     bits: int | None = 8
@@ -109,7 +114,7 @@ class DACConfig:
         _check_int("dac", "bits", self.bits, 2, 24, optional=True)
         # Lower limits here and below keep the value a positive float32 in the kernels.
         _check_real("dac", "input_range", self.input_range, _TINY, 1e12)
-        _check_choice("dac", "scaling", self.scaling, ("fixed", "maxabs"))
+        _check_choice("dac", "scaling", self.scaling, ("fixed", "maxabs", "maxabs_tile"))
 
 
 @dataclass(frozen=True)
@@ -168,22 +173,33 @@ class NoiseConfig:
     Parameters
     ----------
     read_noise : float
-        Std of i.i.d. Gaussian weight noise per cell per read, in units of ``w_max``.
-        Sampled exactly on the outputs: ``N(0, (w_max·σ_r)² ‖x‖²)`` per output.
+        Std ``σ_r`` of i.i.d. Gaussian weight noise per cell per read, in units of
+        ``w_max``. Sampled exactly on the outputs: ``N(0, (w_max·σ_r)² ‖x‖²)`` per output
+        with ``read_noise_model = "additive"``, ``N(0, w_max σ_r² Σ_j |w_ij| x_j²)`` with
+        ``"pcm"``.
     out_noise : float
         Std of additive Gaussian noise at each column before the ADC (output units).
     prog_noise : float
         Std of the programming (write-verify) error per device, in conductance units
         (fraction of ``G_max``).
+    read_noise_model : {"additive", "pcm"}
+        ``additive``: the cell noise std is ``w_max σ_r`` for every cell (aihwkit's
+        ``WeightNoiseType.ADDITIVE_CONSTANT`` with ``w_noise = w_max σ_r``). ``pcm``: it
+        grows with the weight's magnitude, variance ``(w_max σ_r)² |w_ij| / w_max`` (equal
+        to ``additive`` at ``|w| = w_max``), so output ``i`` gets variance
+        ``w_max σ_r² Σ_j |w_ij| x_j²`` (aihwkit's ``WeightNoiseType.PCM_READ`` with
+        ``w_noise = σ_r √w_max``). Derivation in docs/hardware.md.
     """
 
     read_noise: float = 0.0
     out_noise: float = 0.0
     prog_noise: float = 0.0
+    read_noise_model: str = "additive"
 
     def __post_init__(self) -> None:
         for name in ("read_noise", "out_noise", "prog_noise"):
             _check_real("noise", name, getattr(self, name), 0.0, 10.0)
+        _check_choice("noise", "read_noise_model", self.read_noise_model, ("additive", "pcm"))
 
 
 @dataclass(frozen=True)

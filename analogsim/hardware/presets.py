@@ -88,7 +88,13 @@ IDEAL = HardwareConfig(
 #     dw_min_std 0.3, up_down 0, up_down_dtod 0.01, w_max_dtod = w_min_dtod = 0.3.
 AIHWKIT_DEFAULT = HardwareConfig(
     name="aihwkit_default",
-    dac=DACConfig(bits=7, input_range=1.0, scaling="maxabs"),  # ABS_MAX noise management
+    # noise_management = ABS_MAX is the IOParameters default, so also that of
+    # SingleRPUConfig's and InferenceRPUConfig's forward io. It is applied per analog tile:
+    # a layer mapped onto several tiles (MappingParameter.max_input_size = 512) is a
+    # TileModuleArray whose tiles each run their own forward IO on their slice of the input
+    # (rpucuda computeNoiseManagement over the tile's x_size), and the partial results are
+    # added digitally — hence one max-abs scale per input tile, not per sample.
+    dac=DACConfig(bits=7, input_range=1.0, scaling="maxabs_tile"),
     # aihwkit weights are in device units like ours, so out_bound / out_noise map 1:1.
     # Iterative bound management halves the input until the output fits, stopping once
     # the reduction exceeds max_bm_res / inp_res = 0.25 · 63 = 15.75 → at most 4 halvings.
@@ -157,9 +163,13 @@ PCM = HardwareConfig(
     dac=_DAC8,
     adc=_ADC8,
     noise=NoiseConfig(
-        # Rasch et al. 2023 StandardHWATrainingPreset: w_noise 0.0175 (PCM read noise,
-        # conductance-dependent there; constant here).
+        # Rasch et al. 2023 StandardHWATrainingPreset: w_noise 0.0175 with w_noise_type
+        # PCM_READ, i.e. conductance-dependent read noise of std w_noise·sqrt(Σ_j |w_ij|
+        # x_j²) per output (rpucuda applyOutputWeightNoise) on weights remapped to
+        # [-1, 1]: our "pcm" model, whose w_noise is read_noise·sqrt(w_max) = read_noise
+        # at w_max = 1.
         read_noise=0.0175,
+        read_noise_model="pcm",
         out_noise=0.04,
         # aihwkit PCMLikeNoiseModel (Nandakumar et al., ICECS 2019; used by Joshi et al.,
         # Nat. Commun. 2020): σ_prog = 0.263 + 1.965 g − 1.173 g² µS of G_max = 25 µS,
@@ -261,19 +271,21 @@ PRESET_NOTES: dict[str, str] = {
     "ideal": "Perfect physics for tests: no noise or quantisation, hard bounds far away, "
              "free transposed reads (bidirectional); the ledger still counts. "
              "Source: none (reference).",
-    "aihwkit_default": "IBM aihwkit's default training tile: 7-bit DAC, 9-bit ADC (bound "
-                       "12, noise 0.06), iterative bound management, constant-step device "
-                       "(dw_min 0.001, w_max 0.6, 30 % ctoc/dtod), stochastic BL 31 with "
-                       "update management, 512×512, transposed reads. Source: aihwkit "
-                       "IOParameters / UpdateParameters / ConstantStepDevice defaults.",
+    "aihwkit_default": "IBM aihwkit's default training tile: 7-bit DAC with per-tile "
+                       "max-abs scaling, 9-bit ADC (bound 12, noise 0.06), iterative bound "
+                       "management, constant-step device (dw_min 0.001, w_max 0.6, 30 % "
+                       "ctoc/dtod), stochastic BL 31 with update management, 512×512, "
+                       "transposed reads. Source: aihwkit IOParameters / UpdateParameters / "
+                       "ConstantStepDevice defaults.",
     "rram": "HfOx RRAM: soft bounds with strong up/down asymmetry and cycle noise, 32 "
             "write-verify levels, 5 % programming noise, a few stuck cells, 256×256, "
             "bidirectional. Sources: Gong & Rasch et al. IEDM 2022 and Gong et al. Nat. "
             "Commun. 2018 (aihwkit fits), Wan et al. Nature 2022 (NeuRRAM).",
     "pcm": "Phase-change memory: drift ν = 0.05 ± 0.01 (t0 = 20 s), 3.8 % programming "
-           "noise, 1.75 % read noise, coarse asymmetric soft-bounded pulses, expected "
-           "(mixed-precision) updates, 256×256. Sources: Joshi et al. Nat. Commun. 2020 / "
-           "Nandakumar et al. 2019–2020 (aihwkit PCM models), Rasch et al. Nat. Commun. 2023.",
+           "noise, 1.75 % conductance-dependent read noise, coarse asymmetric soft-bounded "
+           "pulses, expected (mixed-precision) updates, 256×256. Sources: Joshi et al. Nat. "
+           "Commun. 2020 / Nandakumar et al. 2019–2020 (aihwkit PCM models), Rasch et al. "
+           "Nat. Commun. 2023.",
     "ecram": "Electrochemical RAM: near-symmetric constant steps (dw_min 0.002, ~1000 "
              "states), low noise, no drift, 256×256. Sources: Tang et al. IEDM 2018 "
              "(aihwkit EcRamPresetDevice fit); noise levels are choices.",

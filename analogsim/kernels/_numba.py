@@ -10,25 +10,71 @@
   (``driver.serial``, see :func:`pick`): starting the thread pool costs ~5 µs per call,
   more than the whole work of a small call.
 * Set ``NUMBA_BOUNDSCHECK=1`` in the environment to run every kernel with bounds checking.
-* :func:`kernel_threads` runs a block with BLAS limited to one thread. OpenBLAS worker
-  threads spin for a while after each product; on a small machine they then compete with
-  numba's threads for the same cores. Measured on 2 cores (784-256-256-10, DFA, one epoch of
-  3500 samples, batch 256): 1.85 s with both pools at 2 threads, 0.69 s with numba at 1,
-  0.38 s with BLAS at 1 — the training loop therefore runs inside ``kernel_threads()``.
+* **BLAS threads.** The library's own BLAS products (the read's ``xq Wᵀ`` per input block,
+  the expected update's ``Dᵀ X``, digital layers and feedback products) run with BLAS at
+  one thread: :meth:`~analogsim.rules.Trainer.step` and the public ``CrossbarArray`` calls
+  are wrapped in :func:`blas_single_thread`, whatever ``OPENBLAS_NUM_THREADS`` the user has.
+  Measured on the project's 2-core machine (OpenBLAS 0.3.31 from the NumPy and SciPy
+  wheels, Haswell kernels, pthreads; idle, load ≤ 1.3), for two reasons:
+
+  - *bits*: OpenBLAS's float32 GEMM gives other last bits at 2 threads than at 1 (≈20 % of
+    the outputs of a 64×256×256 or 64×784×256 product; the threaded path sums in another
+    order). The ADC hides most of it, but now and then a read output lands on another
+    level (in the case we traced, one of the 16 384 outputs of the first layer's read in
+    the third step), and everything after it differs: ``ecram``, FA, 784-256-256-10,
+    batch 64 — 9 % of the weights differed after 4 steps between
+    ``OPENBLAS_NUM_THREADS=1`` and ``2``. Now bit-identical at 1 vs 2 BLAS threads and
+    1 vs 2 numba threads (``tests/kernels/test_blas_threads.py``);
+  - *time*: after a multi-threaded product OpenBLAS's workers spin for 2²⁸ cycles (≈0.1 s)
+    waiting for the next one and take the cores numba's threads need. Unguarded, at 2 numba
+    and 2 BLAS threads: ``mvm`` 784×256×128 8.0 ms against 0.78 ms at one BLAS thread
+    (≈30 ms of CPU per call), a DFA step of 784-256-256-10 at batch 64 on
+    ``aihwkit_default`` 16–21 ms against 6.2–9.3 ms (1.8–2.4×, 3× the CPU); the ``ecram``
+    FA step above 23 ms against 9.6 ms. Guarded, the step at the default BLAS count is
+    0.95–1.04× the step inside ``kernel_threads()`` (the runner's loop; one run of six
+    1.25×), and ``mvm`` 0.97–1.04× (``benchmarks/bench_threads.py``).
+
+  Alternatives measured: ``OPENBLAS_THREAD_TIMEOUT=4`` (the shortest spin) makes the
+  unguarded step as fast as the guarded one on an idle machine (0.97–0.99×) but does not
+  change the bits, helps little under load (a 2-thread product then waits for a
+  descheduled worker: 80–88 ms steps at load 2.5–3), and OpenBLAS reads it only when it is
+  loaded, i.e. when NumPy is imported, so only the user's environment can set it. Keeping
+  BLAS calls out of numba's parallel regions: they already are (every product is issued
+  from Python between kernel calls); the spin *after* the call is what competes, and the
+  bits differ anyway. One BLAS thread loses BLAS's own parallelism on large products on
+  machines with many cores (numba's kernels keep theirs); ``ANALOGSIM_BLAS_SINGLE_THREAD=0``
+  (read at import) leaves BLAS alone, at the price of results that depend on its thread
+  count.
+
+  Cost: one outermost entry and exit ≈ 0.9 µs with BLAS already at one thread, ≈ 1.7 µs
+  when it is not (one ``get`` and two ``set`` calls per loaded BLAS library through the
+  ``ctypes`` handles found once, here NumPy's and SciPy's OpenBLAS), ≈ 0.5 µs nested (a
+  step's ~25 array calls). threadpoolctl's ``threadpool_limits``, which ``kernel_threads``
+  used, costs 0.8–0.9 ms per entry: it inspects every loaded library each time.
+  :func:`kernel_threads` (``blas = 1``) is now the same mechanism; wrapping a whole loop in
+  it still helps when the loop does its own multi-threaded BLAS work between library calls
+  (the workers would otherwise spin into the next call).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import itertools
 import os
+import sys
+import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numba
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 __all__ = ["jit", "pjit", "pick", "prange", "row_groups", "set_threads", "get_threads",
-           "kernel_threads"]
+           "kernel_threads", "blas_single_thread", "BLAS_SINGLE_THREAD"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 CACHE = os.environ.get("ANALOGSIM_NUMBA_CACHE", "1") != "0"
 FASTMATH = False
@@ -95,8 +141,186 @@ def get_threads() -> int:
     return numba.get_num_threads()
 
 
-@contextlib.contextmanager
-def kernel_threads(blas: int = 1) -> Iterator[None]:
-    """Run a block with BLAS limited to ``blas`` threads (numba keeps its own count)."""
-    with threadpool_limits(limits=blas, user_api="blas"):
-        yield
+# --------------------------------------------------------------------------- BLAS threads
+# The library's own BLAS products (the read's ``xq Wᵀ``, the expected update's ``Dᵀ X``, the
+# digital layers) run with OpenBLAS at one thread; see the module docstring for why and for
+# the measured costs. OpenBLAS's count is process-wide, so the state below is too.
+
+#: ``ANALOGSIM_BLAS_SINGLE_THREAD=0`` (read at import) makes :func:`blas_single_thread` a
+#: no-op: BLAS keeps the process's thread count inside the library, and results then depend
+#: on it. :func:`kernel_threads` always acts.
+BLAS_SINGLE_THREAD = os.environ.get("ANALOGSIM_BLAS_SINGLE_THREAD", "1") != "0"
+
+_OPENBLAS_AFFIXES = tuple(itertools.product(("", "scipy_"), ("", "64_", "_64")))
+
+
+def _blas_handles() -> tuple[tuple[Callable[[], int], Callable[[int], object]], ...]:
+    """``(get, set)`` thread-count functions of every loaded BLAS library (slow: ~0.3-1 ms).
+
+    Found once by threadpoolctl. For OpenBLAS on its own threads (not OpenMP) the C
+    functions are called directly: threadpoolctl ≥ 3.8 ignores ``set`` calls from any
+    Python thread but the first one to set a limit, which would silently break the
+    restore when the block is left from another thread (threaded Dask workers); the
+    lock in :class:`_BlasState` already keeps threads from fighting.
+    """
+    handles = []
+    for lib in ThreadpoolController().select(user_api="blas").lib_controllers:
+        direct = None
+        if lib.internal_api == "openblas" and getattr(lib, "threading_layer", "") != "openmp":
+            for pre, suf in _OPENBLAS_AFFIXES:
+                get = getattr(lib.dynlib, f"{pre}openblas_get_num_threads{suf}", None)
+                put = getattr(lib.dynlib, f"{pre}openblas_set_num_threads{suf}", None)
+                if get is not None and put is not None:
+                    direct = (get, put)
+                    break
+        handles.append(direct or (lib.get_num_threads, lib.set_num_threads))
+    return tuple(handles)
+
+
+class _BlasState:
+    """Process-wide nesting count of :func:`blas_single_thread` blocks, under one lock.
+
+    The outermost entry (count 0 → 1) saves each library's thread count and sets 1; the
+    last exit (1 → 0) restores the saved counts, so a block left by one thread while
+    another is still inside does not restore too early. An inner entry only counts (the
+    library's calls nest: a step makes ~25 array calls). The library handles are looked
+    up again on an outermost entry after new modules were imported (a new BLAS may have
+    been loaded), as threadpoolctl's own cached controller does.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.depth = 0
+        self.saved: list[tuple[Callable[[int], object], int]] = []
+        self.handles: tuple = ()
+        self.n_modules = -1
+
+    def current_handles(self) -> tuple:
+        """The library handles, looked up again if modules were imported (call locked)."""
+        if self.depth == 0 and len(sys.modules) != self.n_modules:
+            self.n_modules = len(sys.modules)
+            self.handles = _blas_handles()
+        return self.handles
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.depth == 0:
+                for get, put in self.current_handles():
+                    n = get()
+                    if n != 1:
+                        put(1)
+                        self.saved.append((put, n))
+            self.depth += 1
+
+    def exit(self) -> None:
+        with self.lock:
+            self.depth -= 1
+            if self.depth == 0:
+                for put, n in self.saved:
+                    put(n)
+                self.saved.clear()
+
+    def after_fork(self) -> None:
+        # A lock held by another thread at fork time would never be released in the child.
+        # Blocks that other threads were inside are gone there: the count then stays above
+        # 0 and the child keeps BLAS at one thread (deterministic, only not restored).
+        self.lock = threading.Lock()
+
+
+_BLAS = _BlasState()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_BLAS.after_fork)
+
+
+class _OneBlasThread:
+    """Context manager and decorator: BLAS at one thread inside (see :func:`blas_single_thread`)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        _BLAS.enter()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        _BLAS.exit()
+        return False
+
+    def __call__(self, fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            _BLAS.enter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _BLAS.exit()
+        return wrapper  # type: ignore[return-value]
+
+
+class _Untouched:
+    """No-op stand-in for :class:`_OneBlasThread` (``ANALOGSIM_BLAS_SINGLE_THREAD=0``)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        return False
+
+    def __call__(self, fn: F) -> F:
+        return fn
+
+
+_ONE, _UNTOUCHED = _OneBlasThread(), _Untouched()
+
+
+def blas_single_thread() -> contextlib.AbstractContextManager[None]:
+    """Run a block or a function with BLAS at one thread; re-entrant, thread-safe, ≈1 µs.
+
+    Use as ``with blas_single_thread():`` or as a decorator ``@blas_single_thread()``. The
+    library's entry points (:meth:`~analogsim.rules.Trainer.step`, the array calls) are
+    wrapped in it, so their results do not depend on the BLAS thread count and OpenBLAS
+    workers do not spin against numba's threads. On leaving the outermost block the thread
+    counts found on entering it are restored.
+
+    Returns
+    -------
+    contextlib.AbstractContextManager
+        A shared context-manager/decorator object with no state of its own: the nesting
+        count is process-wide, as OpenBLAS's thread count is. With
+        ``ANALOGSIM_BLAS_SINGLE_THREAD=0`` in the environment at import, a no-op.
+    """
+    return _ONE if BLAS_SINGLE_THREAD else _UNTOUCHED
+
+
+class _BlasLimit:
+    """``kernel_threads(blas=n)`` for ``n > 1``: set ``n`` on entry, restore on exit."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.saved: list[tuple[Callable[[int], object], int]] = []
+
+    def __enter__(self) -> None:
+        with _BLAS.lock:
+            handles = _BLAS.current_handles()
+            self.saved = [(put, get()) for get, put in handles]
+            for _, put in handles:
+                put(self.n)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        with _BLAS.lock:
+            for put, n in self.saved:
+                put(n)
+        return False
+
+
+def kernel_threads(blas: int = 1) -> contextlib.AbstractContextManager[None]:
+    """Run a block with BLAS limited to ``blas`` threads (numba keeps its own count).
+
+    ``blas = 1`` (what :func:`analogsim.experiments.runner.train` uses) is
+    :func:`blas_single_thread` without its opt-out: it acts even with
+    ``ANALOGSIM_BLAS_SINGLE_THREAD=0``. Wrapping a whole loop also keeps BLAS at one
+    thread for the user's own products between library calls.
+    """
+    if not isinstance(blas, int) or isinstance(blas, bool) or blas < 1:
+        raise ValueError(f"blas = {blas!r} is invalid; allowed: an integer >= 1")
+    return _ONE if blas == 1 else _BlasLimit(blas)

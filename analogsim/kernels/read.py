@@ -10,6 +10,12 @@ One batched read of a tiled array is::
 Read noise is drawn on the outputs, not on the cells: with i.i.d. per-cell weight noise of
 std ``σ_r`` (device units), output ``i`` of block ``k`` receives ``Σ_j ε_ij x_j ~
 N(0, σ_r² ‖x_k‖²)``, exactly. That is why :func:`dac_encode` returns ``‖xq_k‖²`` per block.
+Conductance-dependent (PCM-like) read noise has a variance per output instead,
+``σ² Σ_j |w_ij| x_j²``; the caller forms that product and passes it as ``read_var``.
+
+With ``per_block`` max-abs scaling every input block of a sample gets its own scale
+(``scale`` is then ``(B, n_blocks)``) and each block's outputs are rescaled by it before
+they are added, as a layer split over tiles that each manage their own input range.
 
 Performance notes: the DAC quantises by one multiply per input (``x · L/s``) and falls back
 to the exact quotient only for runs holding a near-tie, so it is bit-identical to
@@ -148,13 +154,16 @@ def max_abs(a: np.ndarray) -> float:
 
 
 def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: bool,
-               col_starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+               col_starts: np.ndarray, per_block: bool = False
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Scale, clip and quantise a batch of inputs for the DAC (per sample, in parallel).
 
     With ``maxabs`` each sample is divided by its own ``s_b = max_j |x_bj|`` (1 for an
     all-zero sample), so nothing clips; otherwise ``s_b = r`` (``input_range``) and
-    ``x / r`` is clipped to ``[-1, 1]``. A ``bits``-bit signed DAC has levels ``k Δ``,
-    ``Δ = 1/L``, ``L = 2**(bits-1) - 1``::
+    ``x / r`` is clipped to ``[-1, 1]``. With ``per_block`` and ``maxabs`` the maximum is
+    taken per input block instead, ``s_bk = max_{j ∈ block k} |x_bj|`` (1 for an all-zero
+    block), and block ``k`` of sample ``b`` is divided by ``s_bk``. A ``bits``-bit signed
+    DAC has levels ``k Δ``, ``Δ = 1/L``, ``L = 2**(bits-1) - 1``::
 
         x̂_bj = clip(x_bj / s_b, -1, 1)          k_bj = rint(x̂_bj · L)          xq_bj = k_bj · (1/L)
 
@@ -174,13 +183,16 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
         Per-sample max-abs scaling instead of the fixed range.
     col_starts : int64 ndarray, shape (n_blocks + 1,)
         Input-dimension tile boundaries, e.g. ``[0, 512, 784]``.
+    per_block : bool
+        One scale per sample and input block (max-abs over the block) instead of one per
+        sample. With a fixed range every block's scale is ``r``.
 
     Returns
     -------
     xq : float32 (B, n_in)
         DAC outputs in full-scale units, in ``[-1, 1]``.
-    scale : float32 (B,)
-        ``s_b``: the digital factor that brings outputs back to layer units.
+    scale : float32 (B,), or (B, n_blocks) with ``per_block``
+        ``s_b`` (``s_bk``): the digital factor that brings block outputs back to layer units.
     sqnorm : float32 (B, n_blocks)
         Squared norm of the block's DAC levels, for exact read noise. With ``bits``:
         ``Δ² Σ_{j ∈ block} k_bj²`` (integer sums, exact; float64 partial sums over runs of
@@ -197,24 +209,26 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
         raise ValueError(f"input_range = {input_range!r} is invalid; allowed: a positive "
                          f"float32 normal number, in [{_F32_TINY:.4g}, {_F32_MAX:.4g}]")
     maxabs = _check_bool("maxabs", maxabs)
+    per_block = _check_bool("per_block", per_block)
     starts = _check_array("col_starts", col_starts, np.int64, (None,))
     batch = x.shape[0]
+    n_blocks = max(starts.size - 1, 1)
     xq = np.empty_like(x)
-    scale = np.empty(batch, dtype=np.float32)
-    sqnorm = np.empty((batch, max(starts.size - 1, 1)), dtype=np.float32)
+    scale = np.empty((batch, n_blocks if per_block else 1), dtype=np.float32)
+    sqnorm = np.empty((batch, n_blocks), dtype=np.float32)
     # The uint32 view lets the max-abs and finiteness scan run on integer lanes: for
     # non-negative floats the bit pattern orders like the value, and Inf/NaN sort above
     # FLT_MAX, so one vectorised integer max replaces a float reduction that would have to
     # stay sequential without fastmath.
     n_clip, n_bad = pick(_dac_driver, x.size)(x, x.view(np.uint32), float(levels),
-                                              np.float32(rng_), maxabs, starts, xq, scale,
-                                              sqnorm)
+                                              np.float32(rng_), maxabs, per_block, starts, xq,
+                                              scale, sqnorm)
     if n_clip < 0:
         raise ValueError(f"col_starts = {starts.tolist()} is invalid; allowed: strictly "
                          f"increasing block starts from 0 ending with the width {x.shape[1]}, "
                          f"e.g. [0, 512, {x.shape[1]}]")
     _raise_nonfinite("x", n_bad)
-    return xq, scale, sqnorm, n_clip
+    return xq, (scale if per_block else scale.reshape(batch)), sqnorm, n_clip
 
 
 @jit
@@ -227,31 +241,51 @@ def _starts_ok(starts, n):
 
 
 @pjit
-def _dac_driver(x, xbits, levels, fixed_scale, maxabs, starts, xq, scale, sqnorm):
-    """Returns ``(clipped, non-finite)`` totals, or ``(-1, 0)`` for bad ``starts``."""
+def _dac_driver(x, xbits, levels, fixed_scale, maxabs, per_block, starts, xq, scale, sqnorm):
+    """Returns ``(clipped, non-finite)`` totals, or ``(-1, 0)`` for bad ``starts``.
+
+    ``scale`` is ``(B, n_blocks)`` with ``per_block``, else ``(B, 1)``.
+    """
     if not _starts_ok(starts, x.shape[1]):
         return -1, 0
     batch = x.shape[0]
+    n_blocks = starts.size - 1
+    block_max = maxabs and per_block
     counts = np.zeros((batch, 2), dtype=np.int64)
     for b in prange(batch):
-        m = _abs_max_bits(xbits[b])
+        if block_max:
+            # One pass per block gives the block maxima (kept in scale as floats for now)
+            # and, through their maximum, the finiteness check of the whole sample.
+            m = np.uint32(0)
+            for k in range(n_blocks):
+                mk = _abs_max_bits(xbits[b, starts[k]:starts[k + 1]])
+                scale[b, k] = _u32_as_f32(mk)
+                m = max(m, mk)
+        else:
+            m = _abs_max_bits(xbits[b])
         if m > _F32_MAX_BITS:
             # The sample is rejected: count its NaN/Inf and skip the encoding.
             counts[b, 1] = _count_nonfinite(xbits[b])
-            scale[b] = np.float32(1.0)
+            scale[b, :] = np.float32(1.0)
             continue
         s = fixed_scale
         if maxabs:
             s = _u32_as_f32(m) if m > 0 else np.float32(1.0)
-        scale[b] = s
         # Only a sample whose max|x| exceeds s has inputs to clip (never with maxabs).
         may_clip = _u32_as_f32(m) > s
         n_clip = 0
-        for k in range(starts.size - 1):
+        for k in range(n_blocks):
             j0, j1 = starts[k], starts[k + 1]
-            c, sq = _dac_block(x[b, j0:j1], xq[b, j0:j1], s, levels, may_clip)
+            sk = s
+            if block_max:
+                sk = scale[b, k] if scale[b, k] > 0.0 else np.float32(1.0)
+            if per_block:
+                scale[b, k] = sk
+            c, sq = _dac_block(x[b, j0:j1], xq[b, j0:j1], sk, levels, may_clip)
             n_clip += c
             sqnorm[b, k] = sq
+        if not per_block:
+            scale[b, 0] = s
         counts[b, 0] = n_clip
     return counts[:, 0].sum(), counts[:, 1].sum()
 
@@ -419,19 +453,23 @@ def _f32_as_u32(typingctx, v):
 # --------------------------------------------------------------------------- ADC
 
 
-def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray, scale: np.ndarray,
-             read_std: float, out_std: float, bits: int | None, bounds: np.ndarray,
-             row_tile: int, key: int, counter: int) -> tuple[int, np.ndarray]:
+def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray | None = None,
+             scale: np.ndarray, read_std: float, out_std: float, bits: int | None,
+             bounds: np.ndarray, row_tile: int, key: int, counter: int,
+             read_var: np.ndarray | None = None) -> tuple[int, np.ndarray]:
     """Add read and output noise to one column block's products, convert, accumulate.
 
     Per sample ``b`` and output ``i`` (row tile ``t = i // row_tile``, bound ``β_t``)::
 
-        σ_b = sqrt(σ_r² ‖xq_b‖² + σ_o²)                  (exact output-referred read noise)
-        v   = y_bi + σ_b · z_bi,   z_bi = rand_normal(key, counter, b·n_out + i)
+        σ_bi = sqrt(σ_r² q_bi + σ_o²)                    (exact output-referred read noise)
+        v   = y_bi + σ_bi · z_bi,   z_bi = rand_normal(key, counter, b·n_out + i)
         v   = clip(v, -β_t, β_t)                           (counted as saturation)
         v   = rint(v · L/β_t) · (β_t/L),   L = 2**(bits-1) - 1   (step Δ = β_t/L)
         out_bi += scale_b · v                              (digital partial-sum addition)
 
+    where ``q_bi = ‖xq_b‖²`` (``sqnorm_block``, the same for every output: i.i.d. cell
+    noise) or ``q_bi = read_var[b, i]`` (a per-output variance factor, e.g.
+    ``Σ_j |w_ij| xq_bj²`` for PCM-like read noise). Exactly one of the two is given.
     Without ``bits`` there is neither saturation nor quantisation. Arithmetic is float64;
     ``out`` is rounded to float32 once per call.
 
@@ -442,12 +480,15 @@ def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray, scale:
         DAC-normalised inputs).
     out : float32 (B, n_out)
         Accumulator in layer units, updated in place.
-    sqnorm_block : float32 (B,)
+    sqnorm_block : float32 (B,), optional
         ``‖xq_b‖²`` over this block (from :func:`dac_encode`).
     scale : float32 (B,)
-        Per-sample digital scale from :func:`dac_encode`.
+        Per-sample digital scale from :func:`dac_encode` (this block's column of it with
+        per-block scaling).
     read_std : float ≥ 0
-        ``σ_r = w_max · read_noise``: per-cell read-noise std in device units.
+        ``σ_r``: read-noise std per unit of ``sqrt(q)``. With ``sqnorm_block`` the per-cell
+        std in device units (``w_max · read_noise``); with ``read_var`` whatever makes
+        ``σ_r² q_bi`` the output variance in output units².
     out_std : float ≥ 0
         ``σ_o``: output-noise std per conversion, in output units.
     bits : int in [2, 24] or None
@@ -458,6 +499,8 @@ def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray, scale:
         Outputs per row tile; ``n_row_tiles = ceil(n_out / row_tile)``.
     key, counter : int
         Counter-RNG key and draw number (use a fresh counter per call).
+    read_var : float32 (B, n_out), optional
+        Per-output variance factors ``q_bi``, finite and ≥ 0.
 
     Returns
     -------
@@ -469,7 +512,18 @@ def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray, scale:
     y = _check_array("y", y, np.float32, (None, None))
     batch, n_out = y.shape
     out = _check_array("out", out, np.float32, (batch, n_out), writeable=True)
-    sq = _check_array("sqnorm_block", sqnorm_block, np.float32, (batch,))
+    if (sqnorm_block is None) == (read_var is None):
+        raise ValueError("sqnorm_block and read_var are both "
+                         + ("None" if read_var is None else "given")
+                         + "; allowed: exactly one of them")
+    per_output = read_var is not None
+    if per_output:
+        var = _check_array("read_var", read_var, np.float32, (batch, n_out))
+        # The per-sample norms are unused; zeros keep one driver signature.
+        sq = np.zeros(batch, dtype=np.float32)
+    else:
+        sq = _check_array("sqnorm_block", sqnorm_block, np.float32, (batch,))
+        var = np.zeros((1, 1), dtype=np.float32)
     sc = _check_array("scale", scale, np.float32, (batch,))
     rs = _check_real("read_std", read_std, 0.0)
     os_ = _check_real("out_std", out_std, 0.0)
@@ -479,22 +533,26 @@ def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray, scale:
     k, c = check_key(key, counter)
     sat_rows = np.empty(batch, dtype=np.bool_)
     drive = pick(_adc_driver, y.size)
-    n_sat, n_bad = drive(y, out, sq, sc, rs, os_, levels, bnd, tile, k, c, sat_rows,
-                         1 if drive is _adc_driver.serial else row_groups(batch))
+    n_sat, n_bad = drive(y, out, sq, var, per_output, sc, rs, os_, levels, bnd, tile, k, c,
+                         sat_rows, 1 if drive is _adc_driver.serial else row_groups(batch))
     if n_sat == -1:
         raise ValueError(f"bounds = {bnd.tolist()} is invalid with bits = {bits}; allowed: "
                          "finite values > 0")
     if n_sat == -2:
         raise ValueError("sqnorm_block or scale contains NaN/Inf (or a negative norm); allowed: "
                          "finite values, norms >= 0")
+    if n_sat == -3:
+        raise ValueError("read_var contains NaN/Inf or a negative value; allowed: finite "
+                         "values >= 0")
     _raise_nonfinite("y", n_bad)
     return n_sat, sat_rows
 
 
 @jit
-def _adc_arg_error(sqnorm, scale, bounds, levels):
+def _adc_arg_error(sqnorm, var, per_output, scale, bounds, levels):
     """0, or -1 for a bound that is not finite and > 0 (with ``bits``), -2 for a norm that is
-    not finite and ≥ 0 or a scale that is not finite. Checked before anything is written."""
+    not finite and ≥ 0 or a scale that is not finite, -3 for a per-output variance factor
+    that is not finite and ≥ 0. Checked before anything is written."""
     if levels:
         for t in range(bounds.size):
             if not (bounds[t] > 0.0 and bounds[t] <= _F32_MAX):
@@ -502,26 +560,41 @@ def _adc_arg_error(sqnorm, scale, bounds, levels):
     for b in range(sqnorm.size):
         if not (sqnorm[b] >= 0.0 and sqnorm[b] <= _F32_MAX and abs(scale[b]) <= _F32_MAX):
             return -2
+    if per_output:
+        flat = var.reshape(-1)
+        for i in range(flat.size):
+            if not (flat[i] >= 0.0 and flat[i] <= _F32_MAX):
+                return -3
     return 0
 
 
 @pjit
-def _adc_driver(y, out, sqnorm, scale, read_std, out_std, levels, bounds, row_tile, key, ctr,
-                sat_rows, n_groups):
+def _adc_driver(y, out, sqnorm, var, per_output, scale, read_std, out_std, levels, bounds,
+                row_tile, key, ctr, sat_rows, n_groups):
     """Returns ``(saturated, non-finite y)`` totals, or ``(error code, 0)``."""
-    err = _adc_arg_error(sqnorm, scale, bounds, levels)
+    err = _adc_arg_error(sqnorm, var, per_output, scale, bounds, levels)
     if err:
         return err, 0
     batch = y.shape[0]
     skey = stream_key(key, ctr)
     counts = np.zeros((batch, 2), dtype=np.int64)
+    noisy = read_std > 0.0 or out_std > 0.0
     for g in prange(n_groups):
         z = np.empty(_CHUNK)
         scratch = np.empty(normal_scratch(_CHUNK), dtype=np.uint64)
         for b in range(g * batch // n_groups, (g + 1) * batch // n_groups):
-            sigma = math.sqrt(read_std * read_std * np.float64(sqnorm[b]) + out_std * out_std)
-            n_sat, n_bad = _adc_row(y[b], out[b], b * y.shape[1], sigma, np.float64(scale[b]),
-                                    levels, bounds, row_tile, skey, z, scratch)
+            if per_output:
+                # The normals are scaled by their own σ_bi in place (see _adc_row); the
+                # conversion then adds them with unit factor, which is exact.
+                sigma = 1.0 if noisy else 0.0
+                var_row = var[b]
+            else:
+                sigma = math.sqrt(read_std * read_std * np.float64(sqnorm[b])
+                                  + out_std * out_std)
+                var_row = var[0]
+            n_sat, n_bad = _adc_row(y[b], out[b], b * y.shape[1], sigma, var_row, per_output,
+                                    read_std, out_std, np.float64(scale[b]), levels, bounds,
+                                    row_tile, skey, z, scratch)
             counts[b, 0] = n_sat
             counts[b, 1] = n_bad
             sat_rows[b] = n_sat > 0
@@ -529,11 +602,17 @@ def _adc_driver(y, out, sqnorm, scale, read_std, out_std, levels, bounds, row_ti
 
 
 @jit
-def _adc_row(yr, outr, idx0, sigma, s, levels, bounds, row_tile, skey, z, scratch):
-    """One sample: noise chunk by chunk (normals ``idx0 + i``), then convert each chunk."""
+def _adc_row(yr, outr, idx0, sigma, var_r, per_output, read_std, out_std, s, levels, bounds,
+             row_tile, skey, z, scratch):
+    """One sample: noise chunk by chunk (normals ``idx0 + i``), then convert each chunk.
+
+    With ``per_output`` each normal is first multiplied by ``sqrt(σ_r² var_r[i] + σ_o²)``.
+    """
     n_out = yr.size
     n_sat = 0
     n_bad = 0
+    rs2 = read_std * read_std
+    os2 = out_std * out_std
     for t in range(bounds.size):
         i1_tile = min((t + 1) * row_tile, n_out)
         bound = np.float64(bounds[t])
@@ -541,6 +620,9 @@ def _adc_row(yr, outr, idx0, sigma, s, levels, bounds, row_tile, skey, z, scratc
             i1 = min(i0 + _CHUNK, i1_tile)
             if sigma > 0.0:
                 fill_normals(skey, idx0 + i0, z[:i1 - i0], scratch)
+                if per_output:
+                    for i in range(i1 - i0):
+                        z[i] *= math.sqrt(rs2 * np.float64(var_r[i0 + i]) + os2)
             if levels > 0 and sigma > 0.0:
                 sat, bad = _convert_noisy(yr[i0:i1], outr[i0:i1], z, sigma, s, levels / bound,
                                           bound / levels, bound)

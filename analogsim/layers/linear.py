@@ -27,6 +27,7 @@ from ..hardware.array import check_batch, make_array
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger
 from ..hardware.transpose import STRATEGIES, make_transpose
+from ..seeding import check_seed, derive_rng, derive_seed
 from .activations import Activation, get_activation
 
 __all__ = ["TransposeRequiredError", "AnalogLinear", "DigitalLinear", "INITS", "init_bound"]
@@ -66,12 +67,11 @@ class _Linear:
     def __init__(self, n_in: int, n_out: int, *, activation: Activation | str = "identity",
                  bias: bool = True, init: str | np.ndarray = "uniform", init_scale: float = 1.0,
                  seed: int, ledger: Ledger | None = None, name: str = "layer") -> None:
-        for pname, v in (("n_in", n_in), ("n_out", n_out), ("seed", seed)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 0 \
-                    or (pname != "seed" and v < 1):
-                raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= "
-                                 f"{0 if pname == 'seed' else 1}")
-        self.n_in, self.n_out, self.seed, self.name = int(n_in), int(n_out), int(seed), name
+        for pname, v in (("n_in", n_in), ("n_out", n_out)):
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= 1")
+        self.n_in, self.n_out, self.name = int(n_in), int(n_out), name
+        self.seed = check_seed(seed)
         if isinstance(activation, str):
             activation = get_activation(activation, n_units=self.n_out)
         if not isinstance(activation, Activation):
@@ -81,7 +81,7 @@ class _Linear:
         self.has_bias = bool(bias)
         self.b = np.zeros(self.n_out, dtype=np.float32)
         self.bound = init_bound(self.n_in, self.n_out, init_scale)
-        self._w0 = self._initial_weights(init, np.random.default_rng([self.seed, 0x1417]))
+        self._w0 = self._initial_weights(init, derive_rng(self.seed, "init"))
 
     def _initial_weights(self, init: str | np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if isinstance(init, np.ndarray):
@@ -239,12 +239,13 @@ class AnalogLinear(_Linear):
                              + ", ".join(STRATEGIES))
         self.hw = hw
         self.scale = np.float32(headroom * self.bound / hw.device.w_max)
-        self.array = make_array(self.n_out, self.n_in, hw, seed=self.seed,
+        self.array = make_array(self.n_out, self.n_in, hw, seed=derive_seed(self.seed, "array"),
                                 ledger=self.ledger.child("array"))
         self.transpose = None
         if transpose is not None:
             # Built before programming, so that shadow and twin see the initial program.
-            self.transpose = make_transpose(transpose, self.array, seed=self.seed + 7919,
+            self.transpose = make_transpose(transpose, self.array,
+                                            seed=derive_seed(self.seed, "transpose"),
                                             refresh=refresh,
                                             ledger=self.ledger.child("transpose"))
         self.array.program(self._w0 / self.scale)

@@ -13,6 +13,8 @@ import numpy as np
 
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger
+from ..kernels import blas_single_thread
+from ..seeding import derive_rng, derive_seed
 from .activations import ACTIVATIONS, SURROGATES, THETA_RULES, get_activation
 from .linear import INITS, AnalogLinear, DigitalLinear, _Linear
 from .losses import LOSSES, get_loss
@@ -153,7 +155,7 @@ class Network:
         self.ledger = ledger if ledger is not None else Ledger("network")
         self.config, self.hw, self.seed = config, hw, seed
         self.cache = Cache()
-        self.rng = np.random.default_rng([seed, 0x5EED])
+        self.rng = derive_rng(seed, "network", "sampling")
 
     def __len__(self) -> int:
         return len(self.layers)
@@ -166,6 +168,7 @@ class Network:
     def n_out(self) -> int:
         return self.layers[-1].n_out
 
+    @blas_single_thread()  # digital layers' products: same bits at any BLAS thread count
     def forward(self, x: np.ndarray, *, cache: bool = True, op=None) -> np.ndarray:
         """Run the network on ``x`` (B, n_in) float32; return the output layer's ``u``.
 
@@ -235,7 +238,7 @@ def build_network(cfg: ModelConfig, hw: HardwareConfig, *, seed: int,
         last = i == n - 1
         act = _activation(cfg, cfg.output if last else cfg.hidden, cfg.sizes[i + 1])
         kw = dict(activation=act, init="zero" if (zero and not last) else "uniform",
-                  init_scale=cfg.init_scale, seed=seed * 1000 + i,
+                  init_scale=cfg.init_scale, seed=derive_seed(seed, "layer", i),
                   ledger=ledger.child(f"layer{i}"), name=f"layer{i}")
         if cfg.backend == "analog":
             layers.append(AnalogLinear(cfg.sizes[i], cfg.sizes[i + 1], hw=hw,

@@ -22,8 +22,10 @@ import numpy as np
 
 from ..hardware.config import CostModel
 from ..hardware.ledger import Ledger, latency_ns
+from ..kernels import blas_single_thread
 from ..layers.activations import NotDifferentiableError, SmoothReLU
 from ..layers.network import Network
+from ..seeding import check_seed, derive_seed
 
 __all__ = ["Update", "SGD", "Schedule", "Rule", "Trainer", "StepResult", "act_deriv",
            "check_lr"]
@@ -159,8 +161,14 @@ class Rule:
     needs_transpose = False
 
     def __init__(self, *, seed: int = 0) -> None:
-        self.seed = int(seed)
+        self.seed = check_seed(seed)
         self.net: Network | None = None
+
+    def stream_seed(self, *path: str | int) -> int:
+        """Seed of this rule's random stream ``path`` (e.g. ``"B1"``): derived from the run
+        seed under ``("rule", name, *path)``, so it never equals a forward layer's or another
+        module's seed (see :mod:`analogsim.seeding`)."""
+        return derive_seed(self.seed, "rule", self.name, *path)
 
     def build(self, net: Network) -> None:
         """Create the rule's state for ``net`` (feedback arrays, inverses, predictors)."""
@@ -217,6 +225,11 @@ class Trainer:
 
     With ``staleness = k`` the updates computed at step t are applied at step t + k, so each
     applied update was computed with parameters k steps old (the pipelining problem).
+
+    :meth:`step` runs with BLAS at one thread (:func:`analogsim.kernels.blas_single_thread`),
+    so a seeded run gives the same bits whatever ``OPENBLAS_NUM_THREADS`` is, and OpenBLAS
+    workers do not spin against numba's threads; a loop written against the library needs
+    no ``kernel_threads()`` of its own.
     """
 
     net: Network
@@ -232,7 +245,9 @@ class Trainer:
         if self.rule.net is not self.net:
             self.rule.build(self.net)
 
+    @blas_single_thread()
     def step(self, x: np.ndarray, target: np.ndarray) -> StepResult:
+        """One training step on the batch ``x`` with targets ``target``; loss and latency."""
         hw = self.net.hw
         sched = Schedule(self.net.ledger, hw.cost if hw is not None else CostModel())
         loss, updates = self.rule.compute(self.net, x, target, sched)

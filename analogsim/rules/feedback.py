@@ -28,6 +28,7 @@ import numpy as np
 
 from ..layers.linear import AnalogLinear, DigitalLinear, init_bound
 from ..layers.network import Network
+from ..seeding import derive_rng
 from .base import Rule, Schedule, Update, act_deriv, eps_grad
 
 __all__ = ["BP", "FA", "DFA", "IFA", "DRTP", "fixed_layer"]
@@ -41,7 +42,7 @@ def fixed_layer(net: Network, n_in: int, n_out: int, *, where: str, seed: int, s
     if where not in FEEDBACK:
         raise ValueError(f"feedback = {where!r} is invalid; allowed: {', '.join(FEEDBACK)}")
     if matrix is None:
-        rng = np.random.default_rng([seed, 0xFEED])
+        rng = derive_rng(seed, "matrix")
         b = init_bound(n_in, n_out, scale)
         matrix = rng.uniform(-b, b, (n_out, n_in)).astype(np.float32)
     kw = dict(activation="identity", bias=False, init=matrix, seed=seed, ledger=ledger,
@@ -70,7 +71,7 @@ class _ErrorRule(Rule):
 
     def _fixed(self, net: Network, n_in: int, n_out: int, key: str, matrix=None):
         return fixed_layer(net, n_in, n_out, where=self.feedback_where,
-                           seed=self.seed * 7919 + len(self.feedback) + 1,
+                           seed=self.stream_seed(key),
                            scale=self.feedback_scale, name=key,
                            ledger=self.ledger.child(key), matrix=matrix)
 

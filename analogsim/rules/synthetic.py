@@ -141,7 +141,7 @@ class _Synthetic(Rule):
                 layer = net.layers[l]
                 self.feedback[f"B{l}"] = fixed_layer(
                     net, layer.n_out, layer.n_in, where=self.feedback_where,
-                    seed=self.seed * 7919 + l + 1, scale=self.feedback_scale, name=f"B{l}",
+                    seed=self.stream_seed(f"B{l}"), scale=self.feedback_scale, name=f"B{l}",
                     ledger=self.ledger.child(f"B{l}"))
 
     def _feedback_layers(self, n: int) -> list[int]:
@@ -152,7 +152,7 @@ class _Synthetic(Rule):
 
     def _predictor(self, net: Network, l: int, n_label: int):
         layer = net.layers[l]
-        kw = dict(activation="identity", bias=True, init="zero", seed=self.seed * 104729 + l,
+        kw = dict(activation="identity", bias=True, init="zero", seed=self.stream_seed(f"M{l}"),
                   ledger=self.ledger.child(f"M{l}"), name=f"M{l}")
         if layer.backend == "analog" and net.hw is not None:
             return AnalogLinear(layer.n_out + n_label, layer.n_out, hw=net.hw,

@@ -230,7 +230,7 @@ class TP(Rule):
         layer, lower = net.layers[l], net.layers[l - 1]
         act = _inverse_activation(lower.act) if self.inverse == "learned" else "identity"
         kw = dict(activation=act, bias=True, init="uniform" if matrix is None else matrix,
-                  seed=self.seed * 104723 + l, ledger=self.ledger.child(f"g{l}"), name=f"g{l}")
+                  seed=self.stream_seed(f"g{l}"), ledger=self.ledger.child(f"g{l}"), name=f"g{l}")
         if layer.backend == "analog" and net.hw is not None:
             return AnalogLinear(layer.n_out, layer.n_in, hw=net.hw, headroom=self.headroom, **kw)
         return DigitalLinear(layer.n_out, layer.n_in, **kw)

@@ -11,7 +11,7 @@ import pytest
 
 from analogsim.experiments import checkpoint as ck
 from analogsim.experiments.data import load_dataset
-from analogsim.experiments.runner import TrainConfig, train
+from analogsim.experiments.runner import TrainConfig, build_run, train
 from analogsim.hardware.config import replace_field
 from analogsim.hardware.presets import get_preset
 from analogsim.layers.network import ModelConfig
@@ -43,13 +43,27 @@ def _metrics(out: dict) -> dict:
     return {k: v for k, v in out["metrics"].items() if k != "wall_time_s"}
 
 
-def _assert_same_run(a: dict, b: dict) -> None:
-    sa, sb = _state(a["trainer"]), _state(b["trainer"])
+def _trained(cfg: TrainConfig, digits, **kw) -> tuple[dict, object]:
+    """``(record, trainer)`` of a run through the public runner API."""
+    trainer = kw.pop("trainer", None) or build_run(HW, MODEL, cfg, digits.n_features,
+                                                   digits.n_outputs)
+    return train(HW, MODEL, cfg, dataset=digits, trainer=trainer, **kw), trainer
+
+
+def _saved(record: dict, path: Path, cfg: TrainConfig, hw=HW) -> tuple[dict, object]:
+    """``(record, trainer)`` of a finished :func:`ck.train_with_checkpoints` run: the trainer
+    is the final checkpoint's state (saved after the last epoch)."""
+    return record, ck.load(path, hw, MODEL, cfg)[0]
+
+
+def _assert_same_run(a: tuple[dict, object], b: tuple[dict, object]) -> None:
+    (a, ta), (b, tb) = a, b
+    sa, sb = _state(ta), _state(tb)
     assert sorted(sa) == sorted(sb)
     for key in sa:
         assert sa[key].dtype == sb[key].dtype and np.array_equal(sa[key], sb[key]), key
-    assert _queue(a["trainer"]) == _queue(b["trainer"])
-    assert a["trainer"].net.ledger.state_dict() == b["trainer"].net.ledger.state_dict()
+    assert _queue(ta) == _queue(tb)
+    assert ta.net.ledger.state_dict() == tb.net.ledger.state_dict()
     assert _metrics(a) == _metrics(b)
     assert a["epochs"] == b["epochs"] and a["ledger"] == b["ledger"]
     assert a["energy_breakdown_pj"] == b["energy_breakdown_pj"]
@@ -61,7 +75,7 @@ CASES = [("bp", {"transpose": "probe"}), ("dfa", {"staleness": 2}), ("dtp", {})]
 @pytest.mark.parametrize(("rule", "kw"), CASES, ids=[c[0] for c in CASES])
 def test_resume_is_bit_exact(tmp_path: Path, digits, rule: str, kw: dict) -> None:
     path = tmp_path / "run.npz"
-    straight = train(HW, MODEL, _cfg(rule, 2, **kw), dataset=digits)
+    straight = _trained(_cfg(rule, 2, **kw), digits)
     first = ck.train_with_checkpoints(HW, MODEL, _cfg(rule, 1, **kw), path, dataset=digits)
     assert len(first["epochs"]) == 1
     meta = ck.read_meta(path)
@@ -69,21 +83,20 @@ def test_resume_is_bit_exact(tmp_path: Path, digits, rule: str, kw: dict) -> Non
     assert len(meta["queue"]) == kw.get("staleness", 0)  # pending updates are saved
     # Load into a freshly built trainer and go on through the public runner API.
     trainer, meta = ck.load(path, HW, MODEL, _cfg(rule, 2, **kw))
-    assert trainer is not first["trainer"]
-    resumed = train(HW, MODEL, _cfg(rule, 2, **kw), dataset=digits, trainer=trainer,
-                    start_epoch=meta["epoch"], progress=meta["progress"])
+    resumed = _trained(_cfg(rule, 2, **kw), digits, trainer=trainer,
+                       start_epoch=meta["epoch"], progress=meta["progress"])
     _assert_same_run(straight, resumed)
 
 
 def test_resume_differs_without_the_saved_state(tmp_path: Path, digits) -> None:
     """The comparison above can fail: a fresh build trained for one epoch is not the same."""
     path = tmp_path / "run.npz"
-    straight = train(HW, MODEL, _cfg("dfa", 2, staleness=2), dataset=digits)
+    straight = _trained(_cfg("dfa", 2, staleness=2), digits)
     ck.train_with_checkpoints(HW, MODEL, _cfg("dfa", 1, staleness=2), path, dataset=digits)
     trainer, meta = ck.load(path, HW, MODEL, _cfg("dfa", 2, staleness=2))
     trainer._queue.clear()  # drop the pending updates only
-    resumed = train(HW, MODEL, _cfg("dfa", 2, staleness=2), dataset=digits, trainer=trainer,
-                    start_epoch=1, progress=meta["progress"])
+    resumed = _trained(_cfg("dfa", 2, staleness=2), digits, trainer=trainer, start_epoch=1,
+                       progress=meta["progress"])
     with pytest.raises(AssertionError):
         _assert_same_run(straight, resumed)
 
@@ -91,7 +104,8 @@ def test_resume_differs_without_the_saved_state(tmp_path: Path, digits) -> None:
 def test_train_with_checkpoints_resumes_after_a_kill(tmp_path: Path, digits) -> None:
     path = tmp_path / "run.npz"
     cfg = _cfg("dfa", 2)
-    straight = train(HW, MODEL, cfg, dataset=digits)
+    once = tmp_path / "straight.npz"
+    straight = _saved(ck.train_with_checkpoints(HW, MODEL, cfg, once, dataset=digits), once, cfg)
 
     class Killed(Exception):
         pass
@@ -104,7 +118,7 @@ def test_train_with_checkpoints_resumes_after_a_kill(tmp_path: Path, digits) -> 
         ck.train_with_checkpoints(HW, MODEL, cfg, path, dataset=digits, on_epoch=die_after_two)
     assert ck.read_meta(path)["epoch"] == 1
     resumed = ck.train_with_checkpoints(HW, MODEL, cfg, path, dataset=digits)
-    _assert_same_run(straight, resumed)
+    _assert_same_run(straight, _saved(resumed, path, cfg))
     assert ck.read_meta(path)["epoch"] == 2
 
 
@@ -194,12 +208,14 @@ def test_ideal_hardware_resumes_and_foreign_inf_is_still_rejected(tmp_path: Path
     ideal = get_preset("ideal")
     path = tmp_path / "ideal.npz"
     cfg = _cfg("dfa", 2)
-    straight = train(ideal, MODEL, cfg, dataset=digits)
+    once = tmp_path / "straight.npz"
+    straight = _saved(ck.train_with_checkpoints(ideal, MODEL, cfg, once, dataset=digits), once,
+                      cfg, ideal)
     ck.train_with_checkpoints(ideal, MODEL, _cfg("dfa", 1), path, dataset=digits)
     assert np.isinf(ck.state_arrays(ck.load(path, ideal, MODEL, cfg)[0])[
         "net.layer0.array.bounds"]).all()
-    _assert_same_run(straight, ck.train_with_checkpoints(ideal, MODEL, cfg, path,
-                                                         dataset=digits))
+    done = ck.train_with_checkpoints(ideal, MODEL, cfg, path, dataset=digits)
+    _assert_same_run(straight, _saved(done, path, cfg, ideal))
     bad = _rewrite(path, tmp_path / "bad.npz", lambda a, m: a.__setitem__(
         "net.layer0.b", np.full_like(a["net.layer0.b"], np.inf)))
     with pytest.raises(ValueError, match="'net.layer0.b' contains NaN or Inf"):
@@ -281,3 +297,18 @@ def test_long_file_names_save(tmp_path: Path, saved) -> None:
     target = tmp_path / ("c" * 250 + ".npz")
     ck.save(target, trainer, {k: meta[k] for k in ("epoch", "progress", "config")})
     assert ck.read_meta(target)["epoch"] == 1
+
+
+def test_checkpoint_from_before_a_new_field_loads_where_the_field_is_at_its_default(
+        tmp_path: Path, saved) -> None:
+    """A field added later (here ``noise.read_noise_model``) is absent from older
+    checkpoints: they load while the hardware keeps the field's default behaviour, and are
+    refused where it does not."""
+    path, cfg = saved
+    old = _rewrite(path, tmp_path / "old.npz", lambda a, m: m["config"]["hardware"][
+        "noise"].pop("read_noise_model"))
+    assert HW.noise.read_noise_model == "additive"
+    ck.load(old, HW, MODEL, cfg)
+    pcm_noise = replace_field(HW, "noise.read_noise_model", "pcm")
+    with pytest.raises(ValueError, match=r"different hardware \(sections \['noise'\]\)"):
+        ck.load(old, pcm_noise, MODEL, cfg)

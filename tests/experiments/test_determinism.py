@@ -20,7 +20,7 @@ import hashlib, json, sys
 import numba
 from analogsim.experiments.checkpoint import state_arrays
 from analogsim.experiments.data import load_dataset
-from analogsim.experiments.runner import TrainConfig, train
+from analogsim.experiments.runner import TrainConfig, build_run, train
 from analogsim.hardware.config import replace_field
 from analogsim.hardware.presets import get_preset
 from analogsim.layers.network import ModelConfig
@@ -29,9 +29,11 @@ ds = load_dataset("digits")
 out = {"threads": numba.config.NUMBA_NUM_THREADS}
 hw = get_preset("aihwkit_default")
 for rule, mode in (("bp", "expected"), ("dfa", "stochastic")):
-    run = train(replace_field(hw, "update.mode", mode), ModelConfig(sizes=(64, 32, 10)),
-                TrainConfig(rule=rule, epochs=1, batch_size=32, seed=5), dataset=ds)
-    state = state_arrays(run["trainer"])
+    args = (replace_field(hw, "update.mode", mode), ModelConfig(sizes=(64, 32, 10)),
+            TrainConfig(rule=rule, epochs=1, batch_size=32, seed=5))
+    trainer = build_run(*args, ds.n_features, ds.n_outputs)
+    run = train(*args, dataset=ds, trainer=trainer)
+    state = state_arrays(trainer)
     digest = hashlib.sha256()
     for key in sorted(state):
         digest.update(key.encode())

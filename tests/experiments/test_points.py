@@ -124,8 +124,9 @@ def test_eps_summary_reads_each_hidden_layers_activation() -> None:
 def test_runs_with_smooth_units_store_their_final_eps() -> None:
     point = {"model": "digits-deep", "model.hidden": "smooth", "model.theta_rule": "chain",
              "lr_eps": 3.0, "rule": "bp", "epochs": 1}
-    out = execute(resolve_point(point))
-    eps = [layer.act.eps for layer in out["trainer"].net.layers[:-1]]
+    trainers = []
+    out = execute(resolve_point(point), on_checkpoint=lambda tr, state: trainers.append(tr))
+    eps = [layer.act.eps for layer in trainers[-1].net.layers[:-1]]
     m = out["metrics"]
     assert m["eps_mean_per_layer"] == pytest.approx([e.mean() for e in eps])
     assert m["eps_min"] == pytest.approx(min(e.min() for e in eps))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from analogsim import oracle
-from analogsim.experiments.data import load_dataset
+from analogsim.experiments.data import load_dataset, onehot
 from analogsim.experiments.runner import TrainConfig, build_run, train
 from analogsim.hardware.presets import get_preset
 from analogsim.layers.network import ModelConfig
@@ -49,3 +51,31 @@ def test_dfa_zero_init_option_is_checked(bad) -> None:
     with pytest.raises(ValueError, match=r"zero_init = .* allowed: 'auto', true or false"):
         build_run(IDEAL, ModelConfig(sizes=(64, 8, 10)),
                   TrainConfig(rule="dfa", rule_options={"zero_init": bad}), 64, 10)
+
+
+def test_train_returns_plain_json_data():
+    """The documented contract: the record is JSON-serialisable (no trainer object inside)."""
+
+    ds = load_dataset("digits")
+    cfg = TrainConfig(rule="dfa", epochs=1, seed=0)
+    model = ModelConfig(sizes=(64, 16, 10))
+    rec = train(IDEAL, model, cfg, dataset=ds)
+    back = json.loads(json.dumps(rec))
+    assert back["metrics"]["test_accuracy"] == rec["metrics"]["test_accuracy"]
+    assert set(rec) == {"config", "metrics", "epochs", "ledger", "energy_breakdown_pj"}
+    # A handle on the trained network: build the trainer and pass it in.
+    tr = build_run(IDEAL, model, cfg, ds.n_features, ds.n_outputs)
+    again = train(IDEAL, model, cfg, dataset=ds, trainer=tr)
+    assert again["metrics"]["test_accuracy"] == rec["metrics"]["test_accuracy"]
+    x, y = ds.get_split("test")
+    assert 0.0 <= tr.net.evaluate(x, onehot(y, ds.n_classes))[1] <= 1.0
+
+
+@pytest.mark.parametrize("sizes", [(784, 16, 10), (64, 16, 5)])
+def test_a_model_that_does_not_fit_the_data_is_refused_not_resized(sizes):
+    ds = load_dataset("digits")
+    with pytest.raises(ValueError, match=r"sizes = \[.*\] has .* but data set 'digits' has 64 "
+                                         r"features and 10 outputs; allowed: .*model.sizes="):
+        train(IDEAL, ModelConfig(sizes=sizes), TrainConfig(rule="dfa", epochs=1), dataset=ds)
+    with pytest.raises(ValueError, match="allowed: a model with sizes"):
+        build_run(IDEAL, ModelConfig(sizes=sizes), TrainConfig(rule="dfa"), 64, 10)

@@ -39,7 +39,7 @@ BAD_VALUES = [
     ("dac", "input_range", INF), ("dac", "input_range", "1"), ("dac", "input_range", True),
     ("dac", "input_range", None),
     ("dac", "scaling", "none"), ("dac", "scaling", "MAXABS"), ("dac", "scaling", 1),
-    ("dac", "scaling", None),
+    ("dac", "scaling", None), ("dac", "scaling", "maxabs_tiles"), ("dac", "scaling", "tile"),
     # ADC
     ("adc", "bits", 0), ("adc", "bits", 1), ("adc", "bits", 100), ("adc", "bits", False),
     ("adc", "bits", 7.5),
@@ -55,6 +55,8 @@ BAD_VALUES = [
     ("noise", "read_noise", 11.0), ("noise", "read_noise", "0.1"),
     ("noise", "out_noise", -1e-9), ("noise", "out_noise", True), ("noise", "out_noise", None),
     ("noise", "prog_noise", -0.5), ("noise", "prog_noise", NAN),
+    ("noise", "read_noise_model", "PCM"), ("noise", "read_noise_model", "none"),
+    ("noise", "read_noise_model", None), ("noise", "read_noise_model", 1),
     # device
     ("device", "w_max", 0.0), ("device", "w_max", -1.0), ("device", "w_max", INF),
     ("device", "w_max", NAN), ("device", "w_max", "1"), ("device", "w_max", 2e6),
@@ -135,6 +137,24 @@ def test_defaults_are_valid_and_documented() -> None:
 ])
 def test_valid_adc_settings(kwargs: dict) -> None:
     ADCConfig(**kwargs)
+
+
+def test_read_path_options_and_their_defaults() -> None:
+    # Defaults keep the behaviour from before the options existed.
+    assert DACConfig().scaling == "maxabs"
+    assert NoiseConfig().read_noise_model == "additive"
+    for scaling in ("fixed", "maxabs", "maxabs_tile"):
+        assert DACConfig(scaling=scaling).scaling == scaling
+    for model in ("additive", "pcm"):
+        assert NoiseConfig(read_noise=0.02, read_noise_model=model).read_noise_model == model
+    with pytest.raises(ValueError, match=r"dac\.scaling = 'tile' is invalid; allowed: one of "
+                                         r"'fixed', 'maxabs', 'maxabs_tile'"):
+        DACConfig(scaling="tile")
+    with pytest.raises(ValueError, match=r"noise\.read_noise_model = 'gauss' is invalid; "
+                                         r"allowed: one of 'additive', 'pcm'"):
+        NoiseConfig(read_noise_model="gauss")
+    hw = replace_field(HardwareConfig(), "noise.read_noise_model", "pcm")
+    assert hw.to_dict()["noise"]["read_noise_model"] == "pcm"
 
 
 def test_calibrated_bound_must_be_a_fraction() -> None:

@@ -95,7 +95,9 @@ def test_aihwkit_default_mirrors_aihwkit() -> None:
     assert hw.adc.out_bound == 12.0 and hw.noise.out_noise == 0.06
     assert hw.noise.read_noise == 0.0
     assert hw.adc.manage_range and hw.adc.max_retries == 4
-    assert hw.dac.scaling == "maxabs"
+    # ABS_MAX noise management, run by every analog tile on its own slice of the input.
+    assert hw.dac.scaling == "maxabs_tile"
+    assert hw.noise.read_noise_model == "additive"  # w_noise = 0 anyway
     d = hw.device
     assert (d.dw_min, d.w_max, d.ctoc, d.dtod, d.up_down, d.bounds) == (
         0.001, 0.6, 0.3, 0.3, 0.0, "hard")
@@ -130,6 +132,17 @@ def test_pcm_character() -> None:
     assert d.up_down != 0 and d.alpha >= 0.01  # asymmetric, coarse
     assert 0 < d.stuck_on + d.stuck_off < 0.01
     assert hw.noise.prog_noise > hw.noise.read_noise
+    # StandardHWATrainingPreset: w_noise 0.0175 with w_noise_type PCM_READ, weights in
+    # [-1, 1]: aihwkit's w_noise = read_noise · sqrt(w_max) = read_noise here.
+    assert hw.noise.read_noise_model == "pcm" and hw.noise.read_noise == 0.0175
+    assert d.w_max == 1.0
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS if n not in ("aihwkit_default", "pcm")])
+def test_other_presets_keep_the_original_read_path(name: str) -> None:
+    hw = get_preset(name)
+    assert hw.dac.scaling == "maxabs"
+    assert hw.noise.read_noise_model == "additive"
 
 
 def test_ecram_character() -> None:

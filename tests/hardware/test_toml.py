@@ -55,6 +55,36 @@ def test_round_trip_default_and_odd_values(tmp_path: Path) -> None:
         assert load_hardware(str(p)) == hw
 
 
+@pytest.mark.parametrize(("scaling", "model"), [("maxabs_tile", "pcm"), ("fixed", "pcm"),
+                                              ("maxabs", "additive")])
+def test_round_trip_read_path_options(scaling: str, model: str, tmp_path: Path) -> None:
+    hw = replace_field(HardwareConfig(), "dac.scaling", scaling)
+    hw = replace_field(hw, "noise.read_noise_model", model)
+    text = dumps_hardware(hw)
+    assert f'scaling = "{scaling}"' in text and f'read_noise_model = "{model}"' in text
+    assert load_hardware(text) == hw
+    p = tmp_path / "hw.toml"
+    save_hardware(hw, p)
+    assert load_hardware(p) == hw
+
+
+def test_read_path_options_from_toml_and_overrides() -> None:
+    hw = load_hardware('base = "rram"\n[dac]\nscaling = "maxabs_tile"\n'
+                       '[noise]\nread_noise_model = "pcm"\n')
+    assert hw.dac.scaling == "maxabs_tile" and hw.noise.read_noise_model == "pcm"
+    assert hw.noise.read_noise == get_preset("rram").noise.read_noise
+    # A file without the new keys keeps the defaults (files written before they existed).
+    old = load_hardware('[noise]\nread_noise = 0.01\n')
+    assert old.noise.read_noise_model == "additive" and old.dac.scaling == "maxabs"
+    hw = apply_overrides(get_preset("aihwkit_default"),
+                         ["dac.scaling=maxabs", "noise.read_noise_model=pcm"])
+    assert hw.dac.scaling == "maxabs" and hw.noise.read_noise_model == "pcm"
+    with pytest.raises(ValueError, match=r"noise\.read_noise_model = 'PCM' is invalid"):
+        apply_overrides(hw, ["noise.read_noise_model=PCM"])
+    with pytest.raises(ValueError, match=r"x\.toml: dac\.scaling = 'per_tile' is invalid"):
+        loads_hardware('[dac]\nscaling = "per_tile"\n', source="x.toml")
+
+
 def test_none_convention() -> None:
     hw = get_preset("ideal")
     text = dumps_hardware(hw)

@@ -34,17 +34,26 @@ def level_sum_squares(k: np.ndarray, levels: float) -> np.ndarray:
     return total / (levels * levels)
 
 
-def dac_twin(x, bits, input_range, maxabs, col_starts):
+def dac_twin(x, bits, input_range, maxabs, col_starts, per_block=False):
     b = x.shape[0]
-    if maxabs:
+    blocks = list(zip(col_starts[:-1], col_starts[1:], strict=True))
+    if maxabs and per_block:
+        s = np.stack([np.abs(x[:, c0:c1]).max(axis=1) for c0, c1 in blocks], axis=1)
+        s[s == 0] = 1.0
+    elif maxabs:
         s = np.abs(x).max(axis=1)
         s[s == 0] = 1.0
     else:
         s = np.full(b, input_range, dtype=np.float32)
-    xn = x.astype(np.float64) / s.astype(np.float64)[:, None]
+    if per_block and s.ndim == 1:
+        s = np.repeat(s[:, None], len(blocks), axis=1)
+    # The divisor of every input: its sample's scale, or its block's.
+    div = (np.concatenate([np.repeat(s[:, [k]], c1 - c0, axis=1)
+                           for k, (c0, c1) in enumerate(blocks)], axis=1)
+           if per_block else s[:, None])
+    xn = x.astype(np.float64) / div.astype(np.float64)
     n_clip = 0 if maxabs else int(np.count_nonzero(np.abs(xn) > 1.0))
     xn = np.clip(xn, -1.0, 1.0)
-    blocks = list(zip(col_starts[:-1], col_starts[1:], strict=True))
     if bits is None:
         xq = xn.astype(np.float32)
         sq = np.stack([lane_sum_squares(xq[:, c0:c1]) for c0, c1 in blocks], axis=1)
@@ -56,11 +65,14 @@ def dac_twin(x, bits, input_range, maxabs, col_starts):
     return xq, s.astype(np.float32), sq.astype(np.float32), n_clip
 
 
-def adc_twin(y, out, sqnorm, scale, read_std, out_std, bits, bounds, row_tile, key, counter):
+def adc_twin(y, out, sqnorm, scale, read_std, out_std, bits, bounds, row_tile, key, counter,
+             read_var=None):
+    """``read_var`` (B, n_out) replaces the per-sample ``sqnorm`` by per-output factors."""
     b, n = y.shape
-    sigma = np.sqrt(read_std * read_std * sqnorm.astype(np.float64) + out_std * out_std)
+    q = sqnorm.astype(np.float64)[:, None] if read_var is None else read_var.astype(np.float64)
+    sigma = np.sqrt(read_std * read_std * q + out_std * out_std)
     z = normal(key, counter, b * n).reshape(b, n)
-    v = y.astype(np.float64) + sigma[:, None] * z
+    v = y.astype(np.float64) + sigma * z
     sat = np.zeros((b, n), dtype=bool)
     if bits is not None:
         levels = float(2 ** (bits - 1) - 1)
@@ -109,6 +121,52 @@ def test_dac_maxabs_hits_full_scale_and_levels():
     np.testing.assert_allclose(k, np.rint(k), atol=1e-6)
 
 
+@pytest.mark.parametrize("bits", [None, 2, 7, 24])
+@pytest.mark.parametrize("maxabs", [True, False])
+def test_dac_per_block_matches_twin(bits, maxabs):
+    """Per-block scales: each block divided by its own max|x| (1 for an all-zero block)."""
+    x = (RNG.standard_normal((6, 30)) * 0.8).astype(np.float32)
+    x[1, 13:] *= np.float32(0.01)   # a small block next to a large one
+    x[2, 5:13] = 0.0                # an all-zero block inside a non-zero sample
+    x[3] = 0.0                      # an all-zero sample
+    x[4, :5] = [1e-30, -1e-30, 3.0, -3.0, 0.0]
+    cs = starts(0, 5, 13, 14, 30)
+    got = dac_encode(x, bits=bits, input_range=0.7, maxabs=maxabs, col_starts=cs,
+                     per_block=True)
+    want = dac_twin(x, bits, 0.7, maxabs, cs, per_block=True)
+    assert got[1].shape == (6, 4)
+    for g, w in zip(got[:3], want[:3], strict=True):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_array_equal(g, w)
+    assert got[3] == want[3]
+    if maxabs:
+        # Every non-zero block reaches full scale.
+        for c0, c1 in zip(cs[:-1], cs[1:], strict=True):
+            peak = np.abs(got[0][:, c0:c1]).max(axis=1)
+            nonzero = np.abs(x[:, c0:c1]).max(axis=1) > 0
+            np.testing.assert_array_equal(peak[nonzero], 1.0)
+        np.testing.assert_array_equal(got[1][2, 1], 1.0)
+
+
+def test_dac_per_block_equals_per_sample_on_one_block():
+    x = (RNG.standard_normal((5, 33)) * 2).astype(np.float32)
+    cs = starts(0, 33)
+    one = dac_encode(x, bits=7, input_range=1.0, maxabs=True, col_starts=cs)
+    per = dac_encode(x, bits=7, input_range=1.0, maxabs=True, col_starts=cs, per_block=True)
+    np.testing.assert_array_equal(per[1][:, 0], one[1])
+    for g, w in ((per[0], one[0]), (per[2], one[2])):
+        np.testing.assert_array_equal(g, w)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_dac_per_block_rejects_non_finite(bad):
+    x = np.ones((3, 8), dtype=np.float32)
+    x[1, 6] = bad
+    with pytest.raises(ValueError, match="x contains 1 NaN or Inf"):
+        dac_encode(x, bits=8, input_range=1.0, maxabs=True, col_starts=starts(0, 4, 8),
+                   per_block=True)
+
+
 # --------------------------------------------------------------------------- ADC
 
 
@@ -138,6 +196,71 @@ def test_adc_matches_twin(bits, read_std, out_std):
     np.testing.assert_array_equal(rows, want[2])
     if bits is not None:
         assert n_sat >= 2 and rows[0]
+
+
+def read_var_case(b, n, seed):
+    """Per-output variance factors Σ_j |w_ij| x_j² of a random block (a few exact zeros)."""
+    rng = np.random.default_rng(seed)
+    absw = np.abs(rng.uniform(-1, 1, (n, 40))).astype(np.float32)
+    xsq = (rng.uniform(-1, 1, (b, 40)) ** 2).astype(np.float32)
+    var = xsq @ absw.T
+    var[0, :3] = 0.0
+    return var
+
+
+@pytest.mark.parametrize("bits", [None, 3, 8])
+@pytest.mark.parametrize(("read_std", "out_std"), [(0.0, 0.0), (0.05, 0.0), (0.02, 0.3)])
+def test_adc_per_output_variance_matches_twin(bits, read_std, out_std):
+    y, out, _, sc = adc_case()
+    var = read_var_case(*y.shape, seed=4)
+    bounds = np.array([2.5, 4.0, 8.0], dtype=np.float32)
+    want = adc_twin(y, out, None, sc, read_std, out_std, bits, bounds, 16, KEY, 3,
+                    read_var=var)
+    got_out = out.copy()
+    n_sat, rows = adc_read(y, got_out, read_var=var, scale=sc, read_std=read_std,
+                           out_std=out_std, bits=bits, bounds=bounds, row_tile=16, key=KEY,
+                           counter=3)
+    np.testing.assert_array_equal(got_out, want[0])
+    assert n_sat == want[1]
+    np.testing.assert_array_equal(rows, want[2])
+
+
+def test_adc_per_output_variance_long_rows():
+    y, out, _, sc = adc_case(b=3, n=601, seed=1)
+    var = read_var_case(3, 601, seed=5)
+    bounds = np.array([20.0] * 3, dtype=np.float32)
+    want = adc_twin(y, out, None, sc, 0.1, 0.2, 6, bounds, 256, KEY, 9, read_var=var)
+    n_sat, _ = adc_read(y, out, read_var=var, scale=sc, read_std=0.1, out_std=0.2, bits=6,
+                        bounds=bounds, row_tile=256, key=KEY, counter=9)
+    np.testing.assert_array_equal(out, want[0])
+    assert n_sat == want[1]
+
+
+def test_adc_per_output_variance_is_the_output_variance():
+    """Statistically: output i has std sqrt(σ_r² q_i + σ_o²), mean 0, and the per-sample
+    norm path with q_bi = ‖x_b‖² for every i draws the very same numbers."""
+    b, n = 2000, 64
+    y = np.zeros((b, n), dtype=np.float32)
+    q = np.linspace(0.0, 9.0, n, dtype=np.float32)
+    var = np.ascontiguousarray(np.broadcast_to(q, (b, n)))
+    out = np.zeros_like(y)
+    sc = np.ones(b, dtype=np.float32)
+    adc_read(y, out, read_var=var, scale=sc, read_std=0.3, out_std=0.1, bits=None,
+             bounds=np.array([np.inf], dtype=np.float32), row_tile=n, key=KEY, counter=7)
+    want_std = np.sqrt(0.09 * q.astype(np.float64) + 0.01)
+    # 2000 draws per output: the std estimate has a relative SE of 1/sqrt(4000) ≈ 1.6 %.
+    np.testing.assert_allclose(out.std(axis=0), want_std, rtol=0.07)
+    assert np.all(np.abs(out.mean(axis=0)) < 4 * want_std / np.sqrt(b))
+    ratio = out.std(axis=0).mean() / want_std.mean()
+    assert abs(ratio - 1) < 0.01
+    same = np.full(b, 4.0, dtype=np.float32)
+    o1, o2 = np.zeros_like(y), np.zeros_like(y)
+    adc_read(y, o1, sqnorm_block=same, scale=sc, read_std=0.3, out_std=0.1, bits=8,
+             bounds=np.array([5.0], dtype=np.float32), row_tile=n, key=KEY, counter=2)
+    adc_read(y, o2, read_var=np.full((b, n), 4.0, dtype=np.float32), scale=sc, read_std=0.3,
+             out_std=0.1, bits=8, bounds=np.array([5.0], dtype=np.float32), row_tile=n,
+             key=KEY, counter=2)
+    np.testing.assert_array_equal(o1, o2)
 
 
 def test_adc_long_rows_cross_noise_chunks():
@@ -241,6 +364,25 @@ def adc_args(**kw):
 def test_adc_rejects_bad_arguments(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
         adc_read(**adc_args(**kw))
+
+
+@pytest.mark.parametrize(("kw", "exc", "pattern"), [
+    (dict(read_var=np.zeros((5, 37), dtype=np.float32)), ValueError, "both given"),
+    (dict(sqnorm_block=None), ValueError, "both None"),
+    (dict(sqnorm_block=None, read_var=np.zeros((5, 36), dtype=np.float32)), ValueError,
+     r"read_var.shape = \(5, 36\)"),
+    (dict(sqnorm_block=None, read_var=np.zeros((5, 37))), TypeError, "read_var.dtype"),
+    (dict(sqnorm_block=None, read_var=np.full((5, 37), -1.0, dtype=np.float32)), ValueError,
+     "read_var contains NaN/Inf or a negative value"),
+    (dict(sqnorm_block=None, read_var=np.full((5, 37), np.inf, dtype=np.float32)),
+     ValueError, "read_var contains"),
+])
+def test_adc_rejects_bad_read_var(kw, exc, pattern):
+    args = adc_args(**kw)
+    before = args["out"].copy()
+    with pytest.raises(exc, match=pattern):
+        adc_read(**args)
+    np.testing.assert_array_equal(args["out"], before)  # nothing written
 
 
 def test_adc_rejects_read_only_out_and_non_finite_y():

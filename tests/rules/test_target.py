@@ -143,12 +143,17 @@ def test_dtp_top_target_equal_to_output_keeps_every_activity(backend, inverse, h
 def test_transposed_top_step_of_size_one_gives_the_last_hidden_layer_bp_update():
     net = _digital(sizes=(6, 5, 4, 3))
     x, t = _batch()
-    _, ups = _compute(get_rule("dtp", top="transpose", top_lr=1.0), net, x, t)
+    rule = get_rule("dtp", top="transpose", top_lr=1.0)
+    _, ups = _compute(rule, net, x, t)
     _, bp = _compute(get_rule("bp"), net, x, t)
-    for l in (1, 2):
+    # A target outside tanh's range (-1, 1) is clipped to it (unreachable), and there the
+    # step is no longer BP's: compare where the last hidden layer's target stays inside.
+    inside = np.abs(rule.targets[1]) < 1.0
+    assert inside.mean() > 0.8
+    for l, where in ((1, inside), (2, np.ones_like(inside[:, :3], dtype=bool))):
         got = next(u.delta for u in ups if u.target is net.layers[l])
         want = next(u.delta for u in bp if u.target is net.layers[l])
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+        np.testing.assert_allclose(got[where], want[where], rtol=1e-4, atol=1e-7)
     got0 = next(u.delta for u in ups if u.target is net.layers[0])
     want0 = next(u.delta for u in bp if u.target is net.layers[0])
     assert not np.allclose(got0, want0, rtol=0.1)  # below it, targets are not gradients
