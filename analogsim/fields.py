@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 import json
 import math
+import textwrap
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,7 +50,8 @@ import numpy as np
 
 __all__ = ["Spec", "param", "check_fields", "fail", "spec_of", "specs", "from_mapping",
            "to_mapping", "coerce", "parse_literal", "parse_override", "apply_overrides",
-           "dumps_toml", "toml_value", "unknown_key", "field_rows", "markdown_table", "NONE"]
+           "dumps_toml", "toml_value", "unknown_key", "field_rows", "markdown_table", "NONE",
+           "text_param", "field_names", "loads_toml"]
 
 #: How ``None`` is spelled in TOML files and overrides (compared case-insensitively).
 NONE = "none"
@@ -107,6 +110,7 @@ class Spec:
             noun = "an integer" if self.kind == "int" else "a real number"
             text = noun if self.lo is None and self.hi is None else \
                 f"{noun} in {_interval(self.lo, self.hi, self.lo_open, self.hi_open)}"
+            text += " or inf" if self.allow_inf else ""
         return text + (f" or {NONE}" if self.optional else "")
 
     # ------------------------------------------------------------------ checking
@@ -139,7 +143,9 @@ def _check_float(spec: Spec, v: Any) -> tuple[bool, Any]:
     f = float(v)
     if math.isnan(f) or (math.isinf(f) and not spec.allow_inf):
         return False, v
-    return (math.isinf(f) or spec._in_range(f)), f
+    if math.isinf(f):  # allow_inf admits inf beyond ``hi``; -inf only without a lower bound
+        return (f > 0 or spec.lo is None), f
+    return spec._in_range(f), f
 
 
 def _check_bool(spec: Spec, v: Any) -> tuple[bool, Any]:
@@ -194,6 +200,29 @@ def param(default: Any = dataclasses.MISSING, *, doc: str, kind: str | None = No
                              compare=compare, hash=hash, metadata={"spec": spec})
 
 
+@dataclass(frozen=True)
+class _TextSpec(Spec):
+    """Free text: any string, the empty one included (the ``str`` kind refuses ``""``)."""
+
+    def check(self, owner: str, name: str, value: Any) -> Any:
+        if value is None and self.optional:
+            return None
+        if not isinstance(value, str):
+            fail(owner, name, value, self.allowed())
+        return value
+
+
+def text_param(default: str = "", *, doc: str, optional: bool = False, source: str = "",
+               compare: bool = True) -> Any:
+    """A free-text dataclass field (a description, a note): any string, even empty.
+
+    Declared like :func:`param` (validation, TOML, docs); only the check differs.
+    """
+    spec = _TextSpec(doc=doc, kind="str", optional=optional, source=source,
+                     allowed_text="any string")
+    return dataclasses.field(default=default, compare=compare, metadata={"spec": spec})
+
+
 def spec_of(f: dataclasses.Field) -> Spec | None:
     """The declaration of a dataclass field (None for fields declared without :func:`param`)."""
     return f.metadata.get("spec")
@@ -216,12 +245,33 @@ def check_fields(obj: Any, owner: str) -> None:
 # --------------------------------------------------------------------------- tables
 
 
+def nearest(key: object, allowed: Iterable[str]) -> str | None:
+    """The valid name closest to a misspelt ``key`` (None if nothing is close, or no key)."""
+    near = difflib.get_close_matches(str(key), list(allowed), n=1, cutoff=0.6) if key else []
+    return near[0] if near else None
+
+
 def unknown_key(where: str, key: str, allowed: Iterable[str], what: str = "key") -> ValueError:
     """``ValueError`` for an unknown key, with the nearest valid name suggested."""
     allowed = list(allowed)
-    near = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    near = nearest(key, allowed)
+    hint = f" (did you mean {near!r}?)" if near else ""
     return ValueError(f"{where}: {what} {key!r} is unknown{hint}; allowed: " + ", ".join(allowed))
+
+
+def field_names(cls_or_obj: Any, prefix: str = "") -> list[str]:
+    """Every init field of a config, nested configs flattened as ``section.field`` (declared
+    with :func:`param` or not): the names :func:`from_mapping` accepts, dotted."""
+    names = []
+    for f in dataclasses.fields(cls_or_obj):
+        if not f.init:
+            continue
+        if _nested(f):
+            sub = f.type if dataclasses.is_dataclass(f.type) else f.default_factory
+            names += field_names(sub, f"{prefix}{f.name}.")
+        else:
+            names.append(prefix + f.name)
+    return names
 
 
 def coerce(spec: Spec, value: Any) -> Any:
@@ -293,6 +343,14 @@ def to_mapping(obj: Any, *, drop_none: bool = True) -> dict[str, Any]:
 # --------------------------------------------------------------------------- TOML text
 
 
+def loads_toml(text: str, *, source: str = "<string>") -> dict[str, Any]:
+    """Parse a TOML document; a syntax error is a ``ValueError`` naming ``source``."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: malformed TOML: {exc}") from None
+
+
 def toml_value(value: Any) -> str:
     """One TOML literal for a str / int / float / bool / None / list / table value."""
     if value is None:
@@ -353,10 +411,14 @@ def parse_literal(text: str) -> Any:
         raise
 
 
-def parse_override(item: object, example: str = "adc.bits=6") -> tuple[str, Any]:
-    """Split ``"key.path=value"`` into the dotted key and the parsed TOML literal."""
+def parse_override(item: object, example: str = "adc.bits=6", form: str = "key=value"
+                   ) -> tuple[str, Any]:
+    """Split ``"key.path=value"`` into the dotted key and the parsed TOML literal.
+
+    ``form`` and ``example`` only word the error for an item without ``=``.
+    """
     if not isinstance(item, str) or "=" not in item:
-        raise ValueError(f"override {item!r} is invalid; allowed: 'key=value' with a TOML "
+        raise ValueError(f"override {item!r} is invalid; allowed: {form!r} with a TOML "
                          f"literal value, e.g. {example!r}")
     key, _, raw = item.partition("=")
     try:
@@ -433,3 +495,54 @@ def markdown_table(cls: type, prefix: str = "", *, sources: bool = False) -> str
         cells += [r["source"]] if sources else []
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- docstrings
+
+__all__ += ["nearest", "numpydoc_params", "document_fields"]
+
+
+def _type_text(spec: Spec) -> str:
+    if spec.choices is not None:
+        text = "{" + ", ".join(repr(c) for c in spec.choices) + "}"
+    else:
+        text = {"ints": "tuple of int", "table": "dict"}.get(spec.kind, spec.kind)
+    return text + (" or None" if spec.optional else "")
+
+
+def numpydoc_params(cls: type, width: int = 88) -> str:
+    """A numpydoc ``Parameters`` section generated from a config's declarations.
+
+    Each entry is the field's doc, unit, allowed values, default and source; a nested
+    config is listed with its class name and summary line.
+    """
+    lines = ["Parameters", "----------"]
+    for f in dataclasses.fields(cls):
+        spec = spec_of(f)
+        if spec is None and _nested(f):
+            sub = f.type if dataclasses.is_dataclass(f.type) else f.default_factory
+            summary = (inspect.getdoc(sub) or "").partition("\n")[0]
+            lines += [f"{f.name} : {sub.__name__}", f"    {summary}"]
+            continue
+        if spec is None:
+            continue
+        text = spec.doc[:1].upper() + spec.doc[1:] + "."
+        text += f" Unit: {spec.unit}." if spec.unit else ""
+        text += f" Allowed: {spec.allowed()}. Default: {_default_text(f, spec)}."
+        text += f" Source: {spec.source}." if spec.source else ""
+        lines.append(f"{f.name} : {_type_text(spec)}")
+        lines += textwrap.wrap(text, width, initial_indent="    ", subsequent_indent="    ",
+                               break_on_hyphens=False)
+    return "\n".join(lines)
+
+
+def document_fields(cls: type) -> type:
+    """Class decorator: append :func:`numpydoc_params` to the class docstring.
+
+    The per-field text then lives only in the :func:`param` declarations, yet ``help()``
+    and numpydoc readers still see a ``Parameters`` section. Apply it above
+    ``@dataclass``.
+    """
+    doc = inspect.cleandoc(cls.__doc__ or "")
+    cls.__doc__ = (doc + "\n\n" if doc else "") + numpydoc_params(cls)
+    return cls

@@ -10,13 +10,17 @@ import pytest
 from analogsim.fields import (
     apply_overrides,
     check_fields,
+    document_fields,
     dumps_toml,
     fail,
     field_rows,
     from_mapping,
     markdown_table,
+    nearest,
+    numpydoc_params,
     param,
     parse_literal,
+    parse_override,
     to_mapping,
 )
 
@@ -122,3 +126,55 @@ def test_docs_come_from_the_declarations():
     assert rows["inner.bits"]["default"] == '8'
     table = markdown_table(Outer, sources=True)
     assert "| `inner.mode` | `\"soft\"` |  | one of 'soft', 'hard' | bounds |  |" in table
+
+
+# --------------------------------------------------------------------------- extensions
+
+
+def test_allow_inf_admits_plus_inf_only_and_says_so() -> None:
+    assert Inner(bits=None, bound=float("inf")).bound == float("inf")
+    with pytest.raises(ValueError, match=r"^inner\.bound = -inf is invalid; allowed: a real "
+                                         r"number in \(0\.0, 1000000000000\.0\] or inf$"):
+        Inner(bits=None, bound=float("-inf"))
+
+    @dataclass(frozen=True)
+    class Free:
+        x: float = param(0.0, doc="unbounded below", hi=1.0, allow_inf=True)
+
+        def __post_init__(self) -> None:
+            check_fields(self, "free")
+
+    assert Free(x=float("-inf")).x == float("-inf")  # no lower bound: -inf is in range
+
+
+def test_nearest_and_override_form() -> None:
+    assert nearest("bitz", ["bits", "bound"]) == "bits"
+    assert nearest("zzz", ["bits", "bound"]) is None and nearest("", ["bits"]) is None
+    with pytest.raises(ValueError, match=r"^override 'a\.b' is invalid; allowed: "
+                                         r"'section\.field=value' with a TOML literal value, "
+                                         r"e\.g\. 'adc\.bits=6'$"):
+        parse_override("a.b", form="section.field=value")
+
+
+def test_numpydoc_params_and_document_fields() -> None:
+    text = numpydoc_params(Outer)
+    assert text.startswith("Parameters\n----------\nname : str\n    A name. Allowed: a non-empty "
+                           "string. Default: \"custom\".\n")
+    assert "inner : Inner\n" in text
+    inner = numpydoc_params(Inner)
+    assert "bits : int or None\n    Resolution. Allowed: an integer in [2, 24] or none." in inner
+    assert "Unit: output units." in inner and "Source: ISAAC (2016)." in inner
+    assert "mode : {'soft', 'hard'}\n" in inner
+
+    @document_fields
+    @dataclass(frozen=True)
+    class Doc:
+        """Summary.
+
+        Physics stays here.
+        """
+
+        k: int = param(3, doc="a count", lo=0, hi=9)
+
+    assert Doc.__doc__ == ("Summary.\n\nPhysics stays here.\n\nParameters\n----------\n"
+                           "k : int\n    A count. Allowed: an integer in [0, 9]. Default: 3.")

@@ -10,6 +10,7 @@ reference (docs/cli.md is generated from it; a test keeps the two equal).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -21,11 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..fields import parse_override, spec_of
 from ..hardware.presets import PRESET_NOTES, PRESETS
 from ..rules import RULES
 from .data import DATASETS
 from .models import model_presets
-from .points import execute, parse_assignment, resolve_point
+from .points import RUN_KEYS, Run, execute, resolve_point
 from .runner import TRANSPOSES, TrainConfig
 
 __all__ = ["main", "build_parser", "EXPERIMENTS_DIR", "UsageError"]
@@ -35,7 +37,6 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 RUN_FN = "analogsim.experiments.points:run_point"
 WARMUP_FN = "analogsim.experiments.points:warmup"
 WIDTH = 100
-_DEF = TrainConfig()
 
 
 class UsageError(ValueError):
@@ -58,16 +59,21 @@ def _epilog(title: str, *commands: str) -> str:
 # --------------------------------------------------------------------------- parser
 
 
+def _field_help(name: str) -> str:
+    """Help of the flag that sets run key ``name``: the field's declared doc and default."""
+    name = name.replace("-", "_")
+    f = next(f for cls in (TrainConfig, Run) for f in dataclasses.fields(cls) if f.name == name)
+    shown = f.default is not None and f.default is not False  # unset / off: nothing to show
+    return spec_of(f).doc + (f" (default: {f.default})" if shown else "")
+
+
 def _add_run_options(p: argparse.ArgumentParser, model: str) -> None:
     """Options shared by train and compare (``model``: the default network preset)."""
     p.add_argument("--model", metavar="NAME|FILE", help="network preset (see `analogsim "
                    f"presets`) or a model TOML file (default: {model})")
-    p.add_argument("--dataset", choices=list(DATASETS), help="data set (default: digits, "
-                   "the embedded 8x8 digits)")
-    p.add_argument("--data-dir", metavar="DIR", help="directory holding the MNIST / "
-                   "Fashion-MNIST IDX files (for --dataset mnist or fashion)")
-    p.add_argument("--transpose", choices=list(TRANSPOSES), help="how BP (and rules using "
-                   f"Wᵀδ) obtain the transposed product (default: {_DEF.transpose})")
+    p.add_argument("--dataset", choices=list(DATASETS), help=_field_help("dataset"))
+    p.add_argument("--data-dir", metavar="DIR", help=_field_help("data_dir"))
+    p.add_argument("--transpose", choices=list(TRANSPOSES), help=_field_help("transpose"))
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any run parameter: hardware field (noise.read_noise=0.05 or "
                    "hw.adc.bits=6), model field (model.hidden=relu), training field "
@@ -87,35 +93,19 @@ def _add_train(sub: Any) -> None:
             "analogsim train --rule bp --hardware rram --transpose shadow "
             "--set noise.read_noise=0.05",
             "analogsim train --rule fa --model my-net.toml --set model.hidden=relu --lr 0.1"))
-    p.add_argument("--rule", choices=list(RULES), default=_DEF.rule,
-                   help=f"learning rule (default: {_DEF.rule})")
+    p.add_argument("--rule", choices=list(RULES), default=TrainConfig.rule,
+                   help=_field_help("rule"))
     p.add_argument("--hardware", metavar="PRESET|FILE", default="ideal",
                    help="hardware preset (" + ", ".join(PRESETS) + ") or a hardware TOML file "
                    "(default: ideal)")
     _add_run_options(p, "digits-small")
-    p.add_argument("--epochs", type=int, metavar="N",
-                   help=f"training epochs (default: {_DEF.epochs})")
-    p.add_argument("--batch-size", type=int, metavar="N",
-                   help=f"mini-batch size (default: {_DEF.batch_size})")
-    p.add_argument("--lr", type=float, metavar="RATE",
-                   help=f"learning rate of the forward weights (default: {_DEF.lr})")
-    p.add_argument("--lr-eps", type=float, metavar="RATE",
-                   help=f"learning rate of the smooth activation's ε (default: {_DEF.lr_eps})")
-    p.add_argument("--lr-aux", type=float, metavar="RATE",
-                   help="learning rate of auxiliary modules: TP/DTP inverses, DNI predictors "
-                   f"(default: {_DEF.lr_aux})")
-    p.add_argument("--refresh", type=int, metavar="N",
-                   help=f"probe transpose: pulse updates between read-outs (default: "
-                   f"{_DEF.refresh})")
-    p.add_argument("--staleness", type=int, metavar="STEPS",
-                   help=f"apply each update this many steps late (pipelining; default: "
-                   f"{_DEF.staleness})")
-    p.add_argument("--seed", type=int, metavar="N",
-                   help=f"seed of weights, devices and data order (default: {_DEF.seed})")
-    p.add_argument("--alignment", action="store_true", help="record the angle between the "
-                   "rule's updates and the true gradient after every epoch")
-    p.add_argument("--drift-s", type=float, metavar="SECONDS", help="let the conductances "
-                   "drift this long after training and report the test accuracy again")
+    for flag, metavar, kind in (("--epochs", "N", int), ("--batch-size", "N", int),
+                                ("--lr", "RATE", float), ("--lr-eps", "RATE", float),
+                                ("--lr-aux", "RATE", float), ("--refresh", "N", int),
+                                ("--staleness", "STEPS", int), ("--seed", "N", int)):
+        p.add_argument(flag, type=kind, metavar=metavar, help=_field_help(flag[2:]))
+    p.add_argument("--alignment", action="store_true", help=_field_help("alignment"))
+    p.add_argument("--drift-s", type=float, metavar="SECONDS", help=_field_help("drift_s"))
     p.add_argument("--json", action="store_true", help="print one JSON object (no progress "
                    "bar, no table)")
     p.add_argument("--save", metavar="PATH", help="write a checkpoint of the whole training "
@@ -243,10 +233,11 @@ def _json_safe(obj: Any) -> Any:
 
 
 def _sets(items: Sequence[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` options as run parameters (values are TOML literals)."""
     try:
-        return dict(parse_assignment(s) for s in items)
+        return dict(parse_override(s, example="model.hidden=relu") for s in items)
     except ValueError as e:
-        raise UsageError(str(e)) from None
+        raise UsageError(f"--set: {e}") from None
 
 
 def _point_from(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
@@ -267,10 +258,6 @@ def _resolve(point: dict[str, Any]):
 
 
 # --------------------------------------------------------------------------- train
-
-_TRAIN_KEYS = ("rule", "hardware", "model", "dataset", "data_dir", "transpose", "epochs",
-               "batch_size", "lr", "lr_eps", "lr_aux", "refresh", "staleness", "seed",
-               "alignment", "drift_s")
 
 _SUMMARY_ROWS = (
     ("test_accuracy", "test accuracy", "{:.4f}"),
@@ -305,7 +292,7 @@ def _train_table(out: dict[str, Any], rule: str, hw_name: str) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    run = _resolve(_point_from(args, _TRAIN_KEYS))
+    run = _resolve(_point_from(args, RUN_KEYS))  # every run key has a flag of its name
     if args.resume and not args.save:
         raise UsageError("--resume is invalid without --save; allowed: --save PATH --resume")
     ckpt = None
@@ -564,9 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # argparse has printed usage and the error (status 2) or help (0)
         return int(e.code or 0)
     if args.doc:
-        from .clidoc import reference
+        from .clidoc import reference  # clidoc does not import this module: no cycle
 
-        print(reference(), end="")
+        print(reference(parser), end="")
         return 0
     if args.command is None:
         parser.print_help()

@@ -32,6 +32,10 @@ Keys
     sets several keys together from a list, ``"rule+transpose" = ["bp", "shadow"]``; in a
     sweep grid a list of such lists varies them jointly instead of as a product.
 
+Values are checked by the field declarations of the configs (:mod:`analogsim.fields`):
+TOML conventions apply (``"none"`` is None, an integer for a float field is a float), and
+an unknown key is an error that suggests the nearest valid name.
+
 A network whose hidden units are the smooth activation (``model.hidden = "smooth"``) also
 reports its final smoothing ε (see :func:`eps_summary`): ``eps_mean``, ``eps_min`` and
 ``eps_max`` over every hidden unit, and ``eps_mean_per_layer``, ``eps_min_per_layer``,
@@ -42,65 +46,67 @@ activation). With ``model.learnable_eps = false`` they all equal ``model.eps0``.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
-import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..fields import check_fields, field_names, from_mapping, param, specs, unknown_key
 from ..hardware.config import HardwareConfig
 from ..hardware.presets import PRESETS, get_preset
-from ..hardware.toml_io import apply_overrides, load_hardware
+from ..hardware.toml_io import load_hardware
 from ..layers.activations import SmoothReLU
 from ..layers.network import ModelConfig
+from ..rules import rule_options
 from .data import Dataset, load_dataset, onehot
 from .models import MODEL_FIELDS, apply_model_overrides, load_model
 from .runner import TrainConfig, build_run, train
 
-__all__ = ["TRAIN_KEYS", "RUN_KEYS", "Run", "parse_value", "parse_assignment",
-           "expand_bundles", "resolve_point", "execute", "eps_summary", "run_point", "warmup"]
+__all__ = ["TRAIN_KEYS", "RUN_KEYS", "HW_KEYS", "Run", "expand_bundles", "resolve_point",
+           "execute", "eps_summary", "run_point", "warmup"]
+
+ALIGNMENT_BATCH = 256
+#: Prefix of every error :func:`resolve_point` raises about a key or value.
+WHERE = "run parameters"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+@dataclass(frozen=True)
+class Run:
+    """A resolved run: what :func:`execute` needs. The measurements are declared fields."""
+
+    hw: HardwareConfig
+    model: ModelConfig
+    train: TrainConfig
+    alignment: bool = param(False, doc="record the angle between the rule's updates and the "
+                            "true gradient after every epoch")
+    drift_s: float = param(0.0, unit="s", lo=0, hi=math.inf, hi_open=True,
+                           doc="let the conductances drift this long after training and "
+                               "report the test accuracy again; 0 skips it")
+
+    def __post_init__(self) -> None:
+        check_fields(self, "")  # the run keys are plain: `alignment`, not `run.alignment`
+
 
 #: TrainConfig fields settable as plain keys (``rule_options`` goes through ``rule.<opt>``).
 TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "rule_options")
+#: The measurements a run may add (declared fields of :class:`Run`).
+MEASURES = tuple(specs(Run))
+#: Defaults of the keys that are not TrainConfig fields.
+DEFAULTS = {"hardware": "ideal", "model": "digits-small",
+            **{f.name: f.default for f in dataclasses.fields(Run) if f.name in MEASURES}}
 #: Every plain (undotted) key a run accepts.
-RUN_KEYS = ("hardware", "model", *TRAIN_KEYS, "alignment", "drift_s")
-DEFAULTS = {"hardware": "ideal", "model": "digits-small", "alignment": False, "drift_s": 0.0}
-ALIGNMENT_BATCH = 256
-
-_ALLOWED = ("allowed: " + ", ".join(RUN_KEYS) + ", 'hw.<section>.<field>', "
-            "'model.<field>', 'rule.<option>', 'train.<field>' or a bundle 'a+b'")
-
-
-# --------------------------------------------------------------------------- parsing
-
-
-def parse_value(text: str) -> Any:
-    """A TOML literal (``6``, ``0.02``, ``true``, ``"soft"``, ``[64, 32, 10]``); a bare word
-    such as ``soft`` or ``bp`` is taken as a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        word = text.strip()
-        if word and all(c.isalnum() or c in "_-./" for c in word):
-            return word
-        raise ValueError(f"value {text!r} is not a TOML literal; allowed: a number, true/"
-                         "false, a quoted string, a list, or a bare word") from None
-
-
-def parse_assignment(item: str) -> tuple[str, Any]:
-    """Split ``"key=value"`` into the key and its parsed value (see :func:`parse_value`)."""
-    key, eq, raw = item.partition("=")
-    if not eq or not key.strip():
-        raise ValueError(f"--set {item!r} is invalid; allowed: key=value, e.g. "
-                         "noise.read_noise=0.05, model.hidden=relu, train.lr=0.1")
-    try:
-        return key.strip(), parse_value(raw)
-    except ValueError as e:
-        raise ValueError(f"--set {item!r}: {e}") from None
+RUN_KEYS = ("hardware", "model", *TRAIN_KEYS, *MEASURES)
+#: Every hardware field as a dotted key (``name``, ``adc.bits``, ...).
+HW_KEYS = tuple(field_names(HardwareConfig))
+#: The dotted forms, listed when a plain key is unknown.
+_PATTERNS = ("hw.<section>.<field>", "model.<field>", "rule.<option>", "train.<field>",
+             "a bundle 'a+b'")
 
 
 def expand_bundles(point: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,28 +124,76 @@ def expand_bundles(point: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _unknown(key: str, prefix: str, names: Sequence[str]) -> ValueError:
+    """Unknown ``key`` among ``prefix + names``, the nearest name suggested. The namespace
+    and a known section go into the message's scope (``hw.adc: key 'bitz'``) and the name is
+    compared without them: a shared ``model.`` would make any field look near."""
+    scope, rest = prefix.rstrip("."), key[len(prefix):]
+    section, dot, leaf = rest.rpartition(".")
+    fields = [n[len(section) + 1:] for n in names if n.startswith(section + ".")] if dot else []
+    if fields:
+        scope, rest, names = f"{scope}.{section}".lstrip("."), leaf, fields
+    extra = _PATTERNS if names is RUN_KEYS else ()  # a plain key may be meant as a dotted one
+    return unknown_key(f"{WHERE}: {scope}" if scope else WHERE, rest, [*names, *extra])
+
+
+def _namespace(key: str) -> tuple[str, str, Sequence[str] | None]:
+    """``(namespace, prefix, allowed names)`` of a run key; rule options are checked once the
+    rule is known (None)."""
+    head, dot, _ = key.partition(".")
+    if not dot:
+        return "run", "", RUN_KEYS
+    if head == "train":
+        return "run", "train.", TRAIN_KEYS
+    if head == "hw":
+        return "hw", "hw.", HW_KEYS
+    if head == "model":
+        return "model", "model.", MODEL_FIELDS
+    if head == "rule":
+        return "rule", "rule.", None
+    if head in HardwareConfig.SECTIONS:  # `--set noise.read_noise=…`: the `hw.` left out
+        return "hw", "", HW_KEYS
+    return "run", "", RUN_KEYS
+
+
+def _sort_keys(point: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Split keys by namespace (``run``, ``hw``, ``model``, ``rule``), refusing unknown ones."""
+    out: dict[str, dict[str, Any]] = {"run": {}, "hw": {}, "model": {}, "rule": {}}
+    for key, value in expand_bundles(point).items():
+        space, prefix, names = _namespace(key)
+        name = key[len(prefix):]
+        if names is not None and name not in names:
+            raise _unknown(key, prefix, names)
+        out[space][name] = value
+    return out
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"adc.bits": 6}`` → ``{"adc": {"bits": 6}}`` (the keys are known field names)."""
+    table: dict[str, Any] = {}
+    for key, value in flat.items():
+        *path, leaf = key.split(".")
+        node = table
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return table
+
+
+def _rule_options(rule: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``rule.<option>`` values checked by the rule's declared ``Options`` (TOML conventions:
+    ``"none"`` is None, an integer for a float field is a float)."""
+    declared = rule_options(rule)
+    names = [f.name for f in dataclasses.fields(declared) if f.init]
+    for name in options:
+        if name not in names:
+            raise unknown_key(f"{WHERE}: rule {rule!r}", name, names or ["(no options)"],
+                              what="option")
+    checked = from_mapping(declared, options, where=WHERE)
+    return {name: getattr(checked, name) for name in options}
+
+
 # --------------------------------------------------------------------------- resolution
-
-
-@dataclass(frozen=True)
-class Run:
-    """A resolved run: what :func:`execute` needs."""
-
-    hw: HardwareConfig
-    model: ModelConfig
-    train: TrainConfig
-    alignment: bool = False
-    drift_s: float = 0.0
-
-
-def _toml_literal(key: str, value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if isinstance(value, int | float | str):
-        return json.dumps(value)
-    raise ValueError(f"{key} = {value!r} is invalid; allowed: a number, boolean or string")
 
 
 def _load_hardware(name: Any) -> HardwareConfig:
@@ -158,69 +212,32 @@ def _load_hardware(name: Any) -> HardwareConfig:
                          + ", ".join(PRESETS)) from None
 
 
-def _sort_keys(point: Mapping[str, Any]) -> tuple[dict, list[str], dict, dict]:
-    """Split keys into plain run keys, hardware overrides, model fields and rule options."""
-    plain: dict[str, Any] = {}
-    hw: list[str] = []
-    model: dict[str, Any] = {}
-    rule: dict[str, Any] = {}
-    sections = HardwareConfig.SECTIONS
-    for key, value in expand_bundles(point).items():
-        head, dot, rest = key.partition(".")
-        if not dot and key in RUN_KEYS:
-            plain[key] = value
-        elif head == "train" and rest in TRAIN_KEYS:
-            plain[rest] = value
-        elif head == "hw" and rest:
-            hw.append(f"{rest}={_toml_literal(key, value)}")
-        elif head in sections and rest:
-            hw.append(f"{key}={_toml_literal(key, value)}")
-        elif head == "model" and rest:
-            if rest not in MODEL_FIELDS:
-                raise ValueError(f"key {key!r} is unknown; model fields: "
-                                 + ", ".join(MODEL_FIELDS))
-            model[rest] = value
-        elif head == "rule" and rest:
-            rule[rest] = value
-        else:
-            raise ValueError(f"key {key!r} is unknown; {_ALLOWED}")
-    return plain, hw, model, rule
-
-
 def resolve_point(point: Mapping[str, Any]) -> Run:
     """Turn a run-parameter dict into a :class:`Run` (see the module docstring for keys).
 
     Raises
     ------
     ValueError
-        Unknown key, unknown preset, malformed file or invalid value; the message says what
-        is allowed.
+        Unknown key (the nearest name suggested), unknown preset, malformed file or invalid
+        value; the message says what is allowed.
     """
     if not isinstance(point, Mapping):
         raise ValueError(f"point = {point!r} is invalid; allowed: a table of run parameters")
-    plain, hw_over, model_over, rule_opts = _sort_keys(point)
-    plain = {**DEFAULTS, **plain}
+    keys = _sort_keys(point)
+    plain = {**DEFAULTS, **keys["run"]}
     hw = _load_hardware(plain.pop("hardware"))
-    if hw_over:
-        hw = apply_overrides(hw, hw_over)
+    if keys["hw"]:  # one table: the fields of a section are applied together
+        hw = from_mapping(HardwareConfig, _nest(keys["hw"]), where=WHERE, base=hw)
     model_name = plain.pop("model")
     if not isinstance(model_name, str):
         raise ValueError(f"model = {model_name!r} is invalid; allowed: a preset name or a "
                          ".toml path")
-    model = load_model(model_name)
-    if model_over:
-        model = apply_model_overrides(model, model_over)
-    alignment, drift_s = plain.pop("alignment"), plain.pop("drift_s")
-    if not isinstance(alignment, bool):
-        raise ValueError(f"alignment = {alignment!r} is invalid; allowed: true or false")
-    if not isinstance(drift_s, int | float) or isinstance(drift_s, bool) \
-            or not 0 <= drift_s < math.inf:
-        raise ValueError(f"drift_s = {drift_s!r} is invalid; allowed: seconds >= 0")
-    try:
-        cfg = TrainConfig(**plain, rule_options=rule_opts)
-    except TypeError as e:  # a wrongly typed value the dataclass did not catch
-        raise ValueError(f"train config: {e}") from None
-    return Run(hw, model, cfg, alignment, float(drift_s))
+    model = apply_model_overrides(load_model(model_name), keys["model"], source=WHERE)
+    measure = {name: plain.pop(name) for name in MEASURES}
+    cfg = from_mapping(TrainConfig, plain, where=WHERE)
+    if keys["rule"]:
+        cfg = dataclasses.replace(cfg, rule_options=_rule_options(cfg.rule, keys["rule"]))
+    return Run(hw, model, cfg, **measure)
 
 
 # --------------------------------------------------------------------------- running

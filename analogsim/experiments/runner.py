@@ -18,14 +18,14 @@ the summary figures users compare rules by:
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from ..fields import check_fields, document_fields, fail, param
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
 from ..kernels import kernel_threads
@@ -39,50 +39,44 @@ __all__ = ["TrainConfig", "train", "build_run", "check_io", "ledger_report"]
 TRANSPOSES = ("probe", "shadow", "twin", "bidirectional")
 
 
+@document_fields
 @dataclass(frozen=True)
 class TrainConfig:
     """What to train and how (validated on construction).
 
+    Every field is declared once with :func:`~analogsim.fields.param`; ``rule`` is checked
+    against the live :data:`~analogsim.rules.RULES` registry, which may grow at run time.
     ``transpose`` is used by rules that need ``Wᵀδ`` (``bp``, and the ``hybrid``/``dni``/``dtp``
     options that take a gradient step through a transpose); others ignore it.
     """
 
-    rule: str = "dfa"
-    dataset: str = "digits"
-    epochs: int = 5
-    batch_size: int = 32
-    lr: float = 0.05
-    lr_eps: float = 0.01
-    lr_aux: float = 0.01
-    seed: int = 0
-    transpose: str = "probe"
-    refresh: int = 1
-    staleness: int = 0
-    rule_options: dict = field(default_factory=dict, hash=False)
-    data_dir: str | None = None
+    rule: str = param("dfa", allowed="a registered learning rule (`analogsim presets` lists "
+                      "them)", doc="learning rule")
+    dataset: str = param("digits", doc="data set; `digits` is the embedded 8x8 digits")
+    epochs: int = param(5, lo=1, hi=100_000, doc="training epochs")
+    batch_size: int = param(32, lo=1, hi=1_000_000, doc="mini-batch size")
+    lr: float = param(0.05, lo=0, hi=1000, doc="learning rate of the forward weights")
+    lr_eps: float = param(0.01, lo=0, hi=1000,
+                          doc="learning rate of the smooth activation's ε")
+    lr_aux: float = param(0.01, lo=0, hi=1000, doc="learning rate of auxiliary modules: "
+                          "TP/DTP inverses, DNI predictors")
+    seed: int = param(0, lo=0, hi=2**31 - 1, doc="seed of weights, devices and data order")
+    transpose: str = param("probe", choices=TRANSPOSES, doc="how BP (and rules using Wᵀδ) "
+                           "obtain the transposed product")
+    refresh: int = param(1, lo=1, hi=1_000_000,
+                         doc="probe transpose: pulse updates between read-outs")
+    staleness: int = param(0, lo=0, hi=1000, unit="steps",
+                           doc="apply each update this many steps late, as a pipeline would")
+    rule_options: dict = param(default_factory=dict, hash=False,
+                               allowed="a table of rule options",
+                               doc="options of the rule (`rule.<option>` keys)")
+    data_dir: str | None = param(None, kind="str", optional=True, doc="directory holding the "
+                                 "IDX files of the data sets mnist and fashion")
 
     def __post_init__(self) -> None:
-        if self.rule not in RULES:
-            raise ValueError(f"train.rule = {self.rule!r} is unknown; allowed: "
-                             + ", ".join(RULES))
-        for name, lo, hi in (("epochs", 1, 100_000), ("batch_size", 1, 1_000_000),
-                             ("seed", 0, 2**31 - 1), ("refresh", 1, 1_000_000),
-                             ("staleness", 0, 1000)):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-                raise ValueError(f"train.{name} = {v!r} is invalid; allowed: an integer in "
-                                 f"[{lo}, {hi}]")
-        for name in ("lr", "lr_eps", "lr_aux"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or not 0 <= v <= 1e3:
-                raise ValueError(f"train.{name} = {v!r} is invalid; allowed: a number in "
-                                 "[0, 1000]")
-        if self.transpose not in TRANSPOSES:
-            raise ValueError(f"train.transpose = {self.transpose!r} is unknown; allowed: "
-                             + ", ".join(TRANSPOSES))
-        if not isinstance(self.rule_options, dict):
-            raise ValueError(f"train.rule_options = {self.rule_options!r} is invalid; allowed: "
-                             "a table of rule options")
+        check_fields(self, "train")
+        if self.rule not in RULES:  # the registry may grow after this class was defined
+            fail("train", "rule", self.rule, "one of " + ", ".join(map(repr, RULES)))
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

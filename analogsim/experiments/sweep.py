@@ -124,7 +124,6 @@ import re
 import sys
 import threading
 import time
-import tomllib
 import traceback
 import uuid
 from collections import deque
@@ -138,9 +137,12 @@ from typing import Any
 from tqdm import tqdm
 
 from analogsim.experiments.store import ResultsStore, to_json, utc_now
+from analogsim.fields import loads_toml, unknown_key
 
 __all__ = [
     "WORKER_ENV",
+    "TOP_LEVEL",
+    "DISTRIBUTIONS",
     "SweepSpec",
     "SweepReport",
     "load_spec",
@@ -156,8 +158,9 @@ __all__ = [
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-_TOP_LEVEL = ("name", "description", "base", "grid", "random")
-_DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
+#: Top-level keys of a spec, and the distributions ``[random]`` draws from.
+TOP_LEVEL = ("name", "description", "base", "grid", "random")
+DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 _RESULT_KEYS = ("config", "metrics", "ledger", "summary")
 _NAMED_EXECUTORS = ("serial", "local", "dask-local")
 _ADDRESS = re.compile(r"^([a-z]+://\S+|[\w.\-]+:\d+)$")
@@ -240,10 +243,12 @@ def _check_bounds(where: str, kind: str, args: Any) -> None:
 
 def _check_distribution(key: str, dist: Any) -> None:
     where = f"[random] {key!r}"
-    if not isinstance(dist, dict) or len(dist) != 1 or next(iter(dist)) not in _DISTRIBUTIONS:
+    if not isinstance(dist, dict) or len(dist) != 1:
         raise ValueError(f"{where} = {dist!r} is invalid; allowed: a table with exactly one of "
-                         + ", ".join(_DISTRIBUTIONS) + ", e.g. { uniform = [0.01, 0.1] }")
+                         + ", ".join(DISTRIBUTIONS) + ", e.g. { uniform = [0.01, 0.1] }")
     kind, args = next(iter(dist.items()))
+    if kind not in DISTRIBUTIONS:
+        raise unknown_key(where, kind, DISTRIBUTIONS, what="distribution")
     if kind == "choice":
         if not isinstance(args, list) or not args:
             raise ValueError(f"{where} choice = {args!r} is invalid; allowed: a non-empty list")
@@ -321,10 +326,9 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> SweepS
     """
     if not isinstance(data, Mapping):
         raise ValueError(f"{source}: spec = {data!r} is invalid; allowed: a table")
-    unknown = sorted(set(data) - set(_TOP_LEVEL))
-    if unknown:
-        raise ValueError(f"{source}: unknown top-level keys {unknown}; allowed: "
-                         + ", ".join(_TOP_LEVEL))
+    for key in data:
+        if key not in TOP_LEVEL:
+            raise unknown_key(source, key, TOP_LEVEL, what="top-level key")
     if "name" not in data:
         raise ValueError(f"{source}: 'name' is missing; allowed: name = \"<sweep name>\"")
     try:
@@ -335,11 +339,7 @@ def spec_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> SweepS
 
 def loads_spec(text: str, *, source: str = "<string>") -> SweepSpec:
     """Parse a sweep spec from TOML text."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{source}: not valid TOML: {exc}") from None
-    return spec_from_dict(data, source=source)
+    return spec_from_dict(loads_toml(text, source=source), source=source)
 
 
 def load_spec(path: str | os.PathLike[str]) -> SweepSpec:

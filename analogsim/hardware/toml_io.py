@@ -12,20 +12,25 @@ File layout (one-to-one with the dataclasses; key names equal field names)::
     [device]
     levels = "none"          # the string "none" means Python None (see below)
 
+The mapping itself is the generic one of :mod:`analogsim.fields` (each field's type,
+range and optionality come from its declaration in :mod:`analogsim.hardware.config`);
+this module adds what is specific to hardware files: ``base``, the default ``name``, the
+section-aware error messages and the preset files.
+
 Conventions
 -----------
-* **None.** TOML has no null. A field whose type admits ``None`` (``dac.bits``,
-  ``adc.bits``, ``device.levels``) is written as the string ``"none"`` when it is
-  ``None``, and ``"none"`` is read back as ``None`` for exactly those fields. Omitting a key
-  means "keep the base value" (the preset's, or the dataclass default without ``base``),
-  never ``None``.
+* **None.** TOML has no null. A field declared optional (``dac.bits``, ``adc.bits``,
+  ``device.levels``) is written as the string ``"none"`` when it is ``None``, and
+  ``"none"`` in any case (``"None"``, ``"NONE"``) is read back as ``None`` for exactly
+  those fields. Omitting a key means "keep the base value" (the preset's, or the dataclass
+  default without ``base``), never ``None``.
 * **Numbers.** An integer given for a float field is converted to float (``out_bound = 12``
   is fine); a float given for an integer field is an error, as is a bool for an int.
 * **name.** Without ``name`` the result is named after ``base`` (or ``"custom"``).
 * **Errors** are ``ValueError`` naming the file, the key and what is allowed: unknown
-  top-level keys or sections, unknown fields, non-table sections, an unknown ``base``,
-  malformed TOML (with tomllib's message), and invalid values (the dataclass message,
-  which names field, value and the allowed range).
+  top-level keys, sections or fields (with the nearest valid name suggested), non-table
+  sections, an unknown ``base``, malformed TOML (with tomllib's message), and invalid
+  values (the dataclass message, which names field, value and the allowed range).
 
 :func:`dumps_hardware` writes every field explicitly (no ``base``), so
 ``load_hardware(dumps_hardware(hw)) == hw`` for every valid config. ``models/hardware/``
@@ -36,19 +41,24 @@ holds one such file per preset; regenerate them with
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 import os
 import sys
 import textwrap
-import tomllib
-import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .config import HardwareConfig
-from .presets import PRESET_NOTES, PRESETS, get_preset
+from ..fields import (
+    NONE,
+    dumps_toml,
+    fail,
+    from_mapping,
+    loads_toml,
+    parse_override,
+    unknown_key,
+)
+from .config import HardwareConfig, field_key_error
+from .presets import PRESET_NOTES, PRESETS
 
 __all__ = [
     "NONE",
@@ -61,97 +71,52 @@ __all__ = [
     "write_preset_files",
 ]
 
-#: How ``None`` is spelled in TOML files and overrides.
-NONE = "none"
-
 _TOP_LEVEL = ("name", "base") + HardwareConfig.SECTIONS
-
-
-# --------------------------------------------------------------------------- field types
-
-
-def _section_types(section: str) -> dict[str, Any]:
-    """Resolved type hints of a section dataclass: ``{field: type}``."""
-    cls = type(getattr(HardwareConfig(), section))
-    return typing.get_type_hints(cls)
-
-
-def _admits_none(tp: Any) -> bool:
-    return type(None) in typing.get_args(tp)
-
-
-def _is_float_field(tp: Any) -> bool:
-    return tp is float or (float in typing.get_args(tp) and int not in typing.get_args(tp))
-
-
-def _convert(section: str, key: str, value: Any) -> Any:
-    """Map a TOML value onto the Python value for ``section.key`` (before validation)."""
-    tp = _section_types(section)[key]
-    if value == NONE and _admits_none(tp):
-        return None
-    if _is_float_field(tp) and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
 
 
 # --------------------------------------------------------------------------- loading
 
 
-def _fields_of(section: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(getattr(HardwareConfig(), section))]
+def _base(data: Mapping[str, Any], source: str) -> HardwareConfig:
+    """The config a file starts from: the preset named by ``base``, else the defaults."""
+    name = data.get("base")
+    if name is None:
+        return HardwareConfig()
+    if not isinstance(name, str):
+        try:
+            fail("", "base", name, "a preset name: " + ", ".join(PRESETS))
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
+    if name not in PRESETS:
+        raise unknown_key(source, name, PRESETS, what="base preset")
+    return PRESETS[name]
+
+
+def _check_keys(data: Mapping[str, Any], base: HardwareConfig, source: str) -> None:
+    """Unknown top-level keys and section fields, named with their section."""
+    for key in data:
+        if key not in _TOP_LEVEL:
+            raise unknown_key(source, key, _TOP_LEVEL, what="top-level key")
+    for sec in HardwareConfig.SECTIONS:
+        table = data.get(sec)
+        if isinstance(table, Mapping):  # a non-table is reported by from_mapping
+            names = [f.name for f in dataclasses.fields(getattr(base, sec))]
+            for key in table:
+                if key not in names:
+                    raise unknown_key(source, key, names, what=f"[{sec}] key")
 
 
 def _from_mapping(data: Mapping[str, Any], source: str) -> HardwareConfig:
-    unknown = [k for k in data if k not in _TOP_LEVEL]
-    if unknown:
-        raise ValueError(f"{source}: top-level key {unknown[0]!r} is unknown; allowed: "
-                         + ", ".join(_TOP_LEVEL))
-    base_name = data.get("base")
-    if base_name is not None:
-        if not isinstance(base_name, str):
-            raise ValueError(f"{source}: base = {base_name!r} is invalid; allowed: one of "
-                             + ", ".join(PRESETS))
-        try:
-            hw = get_preset(base_name)
-        except ValueError as e:
-            raise ValueError(f"{source}: {e}") from None
-    else:
-        hw = HardwareConfig()
-    sections: dict[str, Any] = {}
-    for sec in HardwareConfig.SECTIONS:
-        if sec not in data:
-            continue
-        table = data[sec]
-        if not isinstance(table, dict):
-            raise ValueError(f"{source}: {sec} = {table!r} is invalid; allowed: a table "
-                             f"[{sec}] with keys " + ", ".join(_fields_of(sec)))
-        allowed = _fields_of(sec)
-        bad = [k for k in table if k not in allowed]
-        if bad:
-            raise ValueError(f"{source}: key {bad[0]!r} in [{sec}] is unknown; allowed: "
-                             + ", ".join(allowed))
-        changes = {k: _convert(sec, k, v) for k, v in table.items()}
-        try:
-            sections[sec] = dataclasses.replace(getattr(hw, sec), **changes)
-        except ValueError as e:
-            raise ValueError(f"{source}: {e}") from None
-    if "name" in data:
-        name = data["name"]
-    else:
-        name = base_name if base_name is not None else "custom"
-    try:
-        return dataclasses.replace(hw, name=name, **sections)
-    except ValueError as e:
-        raise ValueError(f"{source}: {e}") from None
+    hw = _base(data, source)
+    _check_keys(data, hw, source)
+    table = {k: v for k, v in data.items() if k != "base"}
+    table.setdefault("name", data.get("base", "custom"))
+    return from_mapping(HardwareConfig, table, where=source, base=hw)
 
 
 def loads_hardware(text: str, *, source: str = "<string>") -> HardwareConfig:
     """Parse TOML text into a :class:`HardwareConfig` (``source`` names it in errors)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ValueError(f"{source}: malformed TOML: {e}") from None
-    return _from_mapping(data, source)
+    return _from_mapping(loads_toml(text, source=source), source)
 
 
 def _looks_like_path(s: str) -> bool:
@@ -181,27 +146,6 @@ def load_hardware(path_or_text: str | os.PathLike[str]) -> HardwareConfig:
 # --------------------------------------------------------------------------- writing
 
 
-def _toml_value(value: Any) -> str:
-    """One TOML literal for a str / int / float / bool / None value."""
-    if value is None:
-        return json.dumps(NONE)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        text = repr(value)  # shortest round-trip form, e.g. 0.001, 1e-05, 100.0
-        return text if any(c in text for c in ".e") else text + ".0"
-    if isinstance(value, str):
-        # A JSON string (escapes \" \\ \n \uXXXX …) is a valid TOML basic string.
-        return json.dumps(value, ensure_ascii=False)
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} to TOML")
-
-
 def dumps_hardware(hw: HardwareConfig, *, comment: str | None = None) -> str:
     """TOML text with every field of ``hw`` (``None`` written as ``"none"``).
 
@@ -209,17 +153,7 @@ def dumps_hardware(hw: HardwareConfig, *, comment: str | None = None) -> str:
     """
     if not isinstance(hw, HardwareConfig):
         raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
-    lines: list[str] = []
-    if comment:
-        lines += [("# " + ln).rstrip() for ln in comment.splitlines()]
-        lines.append("")
-    lines.append(f"name = {_toml_value(hw.name)}")
-    for sec in HardwareConfig.SECTIONS:
-        lines += ["", f"[{sec}]"]
-        obj = getattr(hw, sec)
-        for f in dataclasses.fields(obj):
-            lines.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}")
-    return "\n".join(lines) + "\n"
+    return dumps_toml(hw, comment=comment)
 
 
 def save_hardware(hw: HardwareConfig, path: str | os.PathLike[str], *,
@@ -231,25 +165,15 @@ def save_hardware(hw: HardwareConfig, path: str | os.PathLike[str], *,
 # --------------------------------------------------------------------------- overrides
 
 
-def _parse_literal(text: str) -> Any:
-    """A TOML literal; a bare word (``stochastic``) is taken as a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        word = text.strip()
-        if word and all(c.isalnum() or c in "_-" for c in word):
-            return word
-        raise
-
-
 def apply_overrides(hw: HardwareConfig, overrides: Iterable[str]) -> HardwareConfig:
     """Apply ``"section.field=value"`` strings (values are TOML literals) to ``hw``.
 
     ``true``, ``6``, ``0.02``, ``inf``, ``"soft"`` and the bare word ``soft`` all work;
-    ``"none"``/``none`` sets an optional field to ``None``; ``name=...`` renames. All
-    overrides of one section are applied together (so ``adc.bits=8 adc.out_bound=10`` works
-    on the ``ideal`` preset, whose ``out_bound = inf`` needs ``bits = None``); a later
-    override of the same field wins.
+    ``none`` (any case, quoted or not) sets an optional field to ``None``; ``name=...``
+    renames. All overrides of one section are applied together (so ``adc.bits=8
+    adc.out_bound=10`` works on the ``ideal`` preset, whose ``out_bound = inf`` needs
+    ``bits = None``); a later override of the same field wins. An error names the
+    overrides of the section that failed.
 
     >>> from analogsim.hardware.presets import get_preset
     >>> apply_overrides(get_preset("pcm"), ["adc.bits=6", "device.bounds=hard"]).adc.bits
@@ -258,45 +182,22 @@ def apply_overrides(hw: HardwareConfig, overrides: Iterable[str]) -> HardwareCon
     if isinstance(overrides, str):
         raise TypeError("overrides must be a list of 'section.field=value' strings, not a "
                         "single string")
-    changes: dict[str, dict[str, Any]] = {}
+    tables: dict[str, dict[str, Any]] = {}  # section (or "name") → its part of one table
     sources: dict[str, list[str]] = {}
     for item in overrides:
-        if not isinstance(item, str) or "=" not in item:
-            raise ValueError(f"override {item!r} is invalid; allowed: 'section.field=value' "
-                             "with a TOML literal value, e.g. 'adc.bits=6'")
-        key, _, raw = item.partition("=")
-        key = key.strip()
-        try:
-            value = _parse_literal(raw)
-        except tomllib.TOMLDecodeError as e:
-            raise ValueError(f"override {item!r}: value {raw.strip()!r} is not a TOML "
-                             f"literal ({e}); strings need quotes, e.g. \"soft\"") from None
-        if key == "name":
-            changes.setdefault("name", {})["name"] = value
-            sources.setdefault("name", []).append(item)
-            continue
-        sec, dot, fname = key.partition(".")
-        if not dot or sec not in HardwareConfig.SECTIONS:
-            raise ValueError(f"override {item!r}: field {key!r} is unknown; allowed: 'name' "
-                             "or '<section>.<field>' with section in "
-                             + ", ".join(HardwareConfig.SECTIONS))
-        allowed = _fields_of(sec)
-        if fname not in allowed:
-            raise ValueError(f"override {item!r}: field {key!r} is unknown; fields of "
-                             f"[{sec}]: " + ", ".join(allowed))
-        changes.setdefault(sec, {})[fname] = _convert(sec, fname, value)
-        sources.setdefault(sec, []).append(item)
-    for sec, kw in changes.items():
-        try:
-            if sec == "name":
-                hw = dataclasses.replace(hw, name=kw["name"])
-            else:
-                hw = dataclasses.replace(hw, **{sec: dataclasses.replace(getattr(hw, sec),
-                                                                         **kw)})
-        except ValueError as e:
-            which = sources[sec]
-            label = f"override {which[0]!r}" if len(which) == 1 else f"overrides {which}"
-            raise ValueError(f"{label}: {e}") from None
+        key, value = parse_override(item, example="adc.bits=6", form="section.field=value")
+        error = field_key_error(hw, key)
+        if error:
+            raise ValueError(f"override {item!r}: {error}")
+        sec, _, fname = key.rpartition(".")
+        group = sec or "name"
+        node = tables.setdefault(group, {})
+        (node.setdefault(sec, {}) if sec else node)[fname] = value
+        sources.setdefault(group, []).append(item)
+    for group, table in tables.items():
+        which = sources[group]
+        label = f"override {which[0]!r}" if len(which) == 1 else f"overrides {which}"
+        hw = from_mapping(HardwareConfig, table, where=label, base=hw)
     return hw
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..fields import check_fields, document_fields, param, text_param
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger
 from ..kernels import blas_single_thread
@@ -24,83 +25,52 @@ __all__ = ["ModelConfig", "Network", "Cache", "build_network", "BACKENDS"]
 BACKENDS = ("analog", "digital")
 
 
-def _fail(name: str, value: object, allowed: str) -> None:
-    raise ValueError(f"model.{name} = {value!r} is invalid; allowed: {allowed}")
-
-
+@document_fields
 @dataclass(frozen=True)
 class ModelConfig:
     """A feed-forward network: layer sizes, activations, loss and initialisation.
 
-    Parameters
-    ----------
-    name : str
-        Preset name (free text).
-    sizes : tuple of int
-        ``(n_input, hidden..., n_output)``; at least two entries.
-    hidden : str
-        Hidden activation (``tanh, sigmoid, relu, smooth, step, stochastic, identity``).
-    output : str
-        Output activation (``identity`` for the softmax cross-entropy loss).
-    loss : str
-        ``xent`` (softmax cross-entropy) or ``mse`` (the seed text's squared error).
-    eps0, learnable_eps, theta_rule : float, bool, str
-        The smooth activation's initial ε, whether it is learned, and the θ update form.
-    surrogate : str or None
-        Derivative used for ``step``/``stochastic`` units by rules that need one
-        (``None``: they have none, and such rules refuse them).
-    init : str
-        ``uniform`` (Glorot) or ``zero`` forward weights (the output layer is never zeroed).
-    init_scale : float
-        Multiplies the Glorot bound.
-    backend : str
-        ``analog`` (weights on arrays) or ``digital`` (float32 reference).
-    headroom : float
-        Initial weight bound maps to ``w_max / headroom`` on the device.
+    Every field is declared once with :func:`~analogsim.fields.param` (allowed values, unit,
+    one-line doc); the TOML loader, ``--set model.<field>`` and docs/cli.md read the
+    declarations. Invalid values raise ``ValueError`` naming field, value and what is allowed.
     """
 
-    name: str = "custom"
-    sizes: tuple[int, ...] = (64, 64, 10)
-    hidden: str = "tanh"
-    output: str = "identity"
-    loss: str = "xent"
-    eps0: float = 0.1
-    learnable_eps: bool = True
-    theta_rule: str = "text"
-    surrogate: str | None = None
-    init: str = "uniform"
-    init_scale: float = 1.0
-    backend: str = "analog"
-    headroom: float = 2.0
-    description: str = field(default="", compare=False)
+    name: str = param("custom", doc="preset name (shown in reports and checkpoints)")
+    sizes: tuple[int, ...] = param(
+        (64, 64, 10), lo=1, hi=1_000_000, min_len=2,
+        doc="layer widths (n_input, hidden..., n_output); the runner refuses data of other "
+            "widths")
+    hidden: str = param("tanh", choices=ACTIVATIONS, doc="activation of the hidden layers")
+    output: str = param("identity", choices=ACTIVATIONS,
+                        doc="activation of the output layer (`identity` for `xent`)")
+    loss: str = param("xent", choices=LOSSES,
+                      doc="`xent` (softmax cross-entropy) or `mse` (squared error)")
+    eps0: float = param(0.1, lo=0, hi=1_000_000, lo_open=True, hi_open=True,
+                        doc="initial smoothing ε of the `smooth` activation")
+    learnable_eps: bool = param(True, doc="whether the `smooth` activation learns its ε")
+    theta_rule: str = param("text", choices=THETA_RULES,
+                            doc="update of θ = log ε: `text` (the seed text's, step divided "
+                                "by ε) or `chain` (gradient descent on θ)")
+    surrogate: str | None = param(
+        None, choices=SURROGATES, optional=True,
+        doc="derivative that rules needing one use for `step`/`stochastic` units (none: "
+            "such rules refuse them)")
+    init: str = param("uniform", choices=INITS,
+                      doc="forward weights: `uniform` (Glorot) or `zero` (the output layer "
+                          "is never zeroed)")
+    init_scale: float = param(1.0, lo=0, hi=100, lo_open=True,
+                              doc="multiplies the Glorot bound of the initial weights")
+    backend: str = param("analog", choices=BACKENDS,
+                         doc="`analog` (weights on crossbar arrays) or `digital` (float32 "
+                             "reference)")
+    headroom: float = param(2.0, lo=1, hi=1000,
+                            doc="the initial weight bound maps to `w_max / headroom` on the "
+                                "device")
+    description: str = text_param("", compare=False,
+                                  doc="one line shown by `analogsim presets` (not compared)")
 
     def __post_init__(self) -> None:
-        sizes = tuple(self.sizes)
-        if len(sizes) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and
-                                     1 <= s <= 1_000_000 for s in sizes):
-            _fail("sizes", self.sizes, "a list of >= 2 integers in [1, 1000000]")
-        object.__setattr__(self, "sizes", sizes)
-        for name in ("hidden", "output"):
-            if getattr(self, name) not in ACTIVATIONS:
-                _fail(name, getattr(self, name), ", ".join(ACTIVATIONS))
-        if self.loss not in LOSSES:
-            _fail("loss", self.loss, ", ".join(LOSSES))
-        if not isinstance(self.eps0, (int, float)) or not 0 < self.eps0 < 1e6:
-            _fail("eps0", self.eps0, "a number in (0, 1e6)")
-        if not isinstance(self.learnable_eps, bool):
-            _fail("learnable_eps", self.learnable_eps, "true or false")
-        if self.theta_rule not in THETA_RULES:
-            _fail("theta_rule", self.theta_rule, ", ".join(THETA_RULES))
-        if self.surrogate is not None and self.surrogate not in SURROGATES:
-            _fail("surrogate", self.surrogate, "none or " + ", ".join(SURROGATES))
-        if self.init not in INITS:
-            _fail("init", self.init, ", ".join(INITS))
-        if not isinstance(self.init_scale, (int, float)) or not 0 < self.init_scale <= 100:
-            _fail("init_scale", self.init_scale, "a number in (0, 100]")
-        if self.backend not in BACKENDS:
-            _fail("backend", self.backend, ", ".join(BACKENDS))
-        if not isinstance(self.headroom, (int, float)) or not 1 <= self.headroom <= 1000:
-            _fail("headroom", self.headroom, "a number in [1, 1000]")
+        check_fields(self, "model")
 
     def replace(self, **changes) -> ModelConfig:
         return dataclasses.replace(self, **changes)

@@ -2,40 +2,53 @@
 
 ``bp`` needs ``Wᵀδ`` and takes it only through a transpose strategy; every other rule trains
 forward-only arrays natively. See docs/rules.md for the equations, costs and pitfalls.
+
+Each rule declares its options once, as the fields of its ``Options`` dataclass
+(:func:`analogsim.fields.param`: default, allowed values, one-line doc); :func:`get_rule`
+validates them and :func:`rule_options` hands the declaration to the docs generator.
 """
 
 from __future__ import annotations
 
 from .base import SGD, Rule, Schedule, StepResult, Trainer, Update
 from .feedback import BP, DFA, DRTP, FA, IFA
+from .synthetic import DNI, Hybrid
+from .target import DTP, TP
 
-__all__ = ["RULES", "get_rule", "Rule", "SGD", "Schedule", "StepResult", "Trainer", "Update"]
+__all__ = ["RULES", "get_rule", "rule_options", "Rule", "SGD", "Schedule", "StepResult",
+           "Trainer", "Update"]
 
-RULES: dict[str, type[Rule]] = {"bp": BP, "fa": FA, "dfa": DFA, "ifa": IFA, "drtp": DRTP}
-
-
-def _register_optional() -> None:
-    # Target-propagation and synthetic-gradient rules live in their own modules.
-    try:
-        from .target import DTP, TP
-        RULES.update({"tp": TP, "dtp": DTP})
-    except ImportError:  # pragma: no cover - during development only
-        pass
-    try:
-        from .synthetic import DNI, Hybrid
-        RULES.update({"dni": DNI, "hybrid": Hybrid})
-    except ImportError:  # pragma: no cover
-        pass
+RULES: dict[str, type[Rule]] = {"bp": BP, "fa": FA, "dfa": DFA, "ifa": IFA, "drtp": DRTP,
+                                "tp": TP, "dtp": DTP, "dni": DNI, "hybrid": Hybrid}
 
 
-_register_optional()
-
-
-def get_rule(name: str, **options) -> Rule:
-    """Build a rule by registry name with its options (unknown options are errors)."""
+def _rule_class(name: str) -> type[Rule]:
     if name not in RULES:
         raise ValueError(f"rule = {name!r} is unknown; allowed: {', '.join(RULES)}")
-    try:
-        return RULES[name](**options)
-    except TypeError as exc:
-        raise ValueError(f"rule {name!r}: bad option ({exc}); see docs/rules.md") from exc
+    return RULES[name]
+
+
+def get_rule(name: str, *, seed: int = 0, **options) -> Rule:
+    """Build a rule by registry name.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`RULES`.
+    seed : int
+        The run's seed (not an option: every rule takes it).
+    **options
+        Fields of the rule's ``Options`` (:func:`rule_options`).
+
+    Raises
+    ------
+    ValueError
+        Unknown rule; unknown option (the nearest option name is suggested); or an invalid
+        value (``rule.<option> = value is invalid; allowed: …``).
+    """
+    return _rule_class(name)(seed=seed, **options)
+
+
+def rule_options(name: str) -> type:
+    """The ``Options`` dataclass of rule ``name`` (for docs: ``fields.field_rows`` of it)."""
+    return _rule_class(name).Options

@@ -13,13 +13,15 @@ latency of the ledger counts it charged; the longest path is the step's **critic
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..fields import unknown_key
 from ..hardware.config import CostModel
 from ..hardware.ledger import Ledger, latency_ns
 from ..kernels import blas_single_thread
@@ -28,7 +30,7 @@ from ..layers.network import Network
 from ..seeding import check_seed, derive_seed
 
 __all__ = ["Update", "SGD", "Schedule", "Rule", "Trainer", "StepResult", "act_deriv",
-           "check_lr"]
+           "check_lr", "OPTION_OWNER"]
 
 
 def check_lr(name: str, value: float) -> float:
@@ -151,18 +153,51 @@ class SGD:
                         digital_mults=3 * act.n_units, digital_adds=up.delta.size)
 
 
-class Rule:
-    """Base class. Subclasses set ``name`` and implement :meth:`build` and :meth:`compute`.
+#: Owner of every rule option in error messages, as in ``--set rule.<option>=…``.
+OPTION_OWNER = "rule"
 
-    ``transpose`` is the strategy name the *network* must be built with (None: none needed).
+
+class Rule:
+    """Base class. Subclasses set ``name`` and ``Options`` and implement :meth:`build` and
+    :meth:`compute`. ``needs_transpose``: the network must be built with a transpose strategy.
+
+    Parameters
+    ----------
+    seed : int
+        The run's seed; the rule's random streams derive from it (:meth:`stream_seed`).
+    **options
+        Fields of the rule's :attr:`Options`, validated on construction and kept, frozen, as
+        ``self.options``. An unknown name is a ``ValueError`` naming the nearest option.
     """
 
     name = "rule"
     needs_transpose = False
 
-    def __init__(self, *, seed: int = 0) -> None:
+    @dataclass(frozen=True)
+    class Options:
+        """Options of a rule: frozen, each field declared with :func:`analogsim.fields.param`
+        and validated by ``check_fields(self, OPTION_OWNER)`` in ``__post_init__``. The base
+        rule has none."""
+
+    def __init__(self, *, seed: int = 0, **options) -> None:
         self.seed = check_seed(seed)
+        self.options = self.make_options(options)
         self.net: Network | None = None
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        """The rule's option names, in declaration order."""
+        return [f.name for f in dataclasses.fields(cls.Options) if f.init]
+
+    @classmethod
+    def make_options(cls, options: Mapping[str, object]) -> Options:
+        """Validated :attr:`Options` from keyword options (unknown names are refused first,
+        so the error never is the dataclass's ``TypeError``)."""
+        allowed = cls.option_names()
+        for key in options:
+            if key not in allowed:
+                raise unknown_key(f"rule {cls.name!r}", key, allowed, what="option")
+        return cls.Options(**options)
 
     def stream_seed(self, *path: str | int) -> int:
         """Seed of this rule's random stream ``path`` (e.g. ``"B1"``): derived from the run

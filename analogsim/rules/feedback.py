@@ -24,14 +24,20 @@ entries are Glorot-uniform times ``feedback_scale``.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 
+from ..fields import Spec, check_fields, fail, param
 from ..layers.linear import AnalogLinear, DigitalLinear, init_bound
 from ..layers.network import Network
 from ..seeding import derive_rng
-from .base import Rule, Schedule, Update, act_deriv, eps_grad
+from .base import OPTION_OWNER, Rule, Schedule, Update, act_deriv, eps_grad
 
-__all__ = ["BP", "FA", "DFA", "IFA", "DRTP", "fixed_layer"]
+__all__ = ["BP", "FA", "DFA", "IFA", "DRTP", "fixed_layer", "FeedbackOptions", "BPOptions",
+           "DFAOptions"]
 
 FEEDBACK = ("analog", "digital")
 
@@ -52,27 +58,70 @@ def fixed_layer(net: Network, n_in: int, n_out: int, *, where: str, seed: int, s
     return DigitalLinear(n_in, n_out, **kw)
 
 
+@dataclass(frozen=True)
+class FeedbackOptions:
+    """Options of the rules with fixed random feedback matrices (FA, DFA, IFA, DRTP, DNI)."""
+
+    feedback: str = param("analog", choices=FEEDBACK,
+                          doc="where the fixed feedback matrices live: on their own "
+                              "forward-only arrays (analog) or in digital memory")
+    feedback_scale: float = param(1.0, lo=0, hi=1000, lo_open=True,
+                                  doc="multiplies the Glorot bound of the feedback matrices' "
+                                      "entries (sets the hidden layers' effective step)")
+
+    def __post_init__(self) -> None:
+        check_fields(self, OPTION_OWNER)
+
+
+@dataclass(frozen=True)
+class BPOptions(FeedbackOptions):
+    """BP's options: the feedback rules' two, accepted since BP shares their code, but unused —
+    BP has no feedback matrices (``Wᵀδ`` goes through the transpose strategy)."""
+
+    feedback: str = param("analog", choices=FEEDBACK,
+                          doc="unused by bp (no feedback matrices); accepted as for fa")
+    feedback_scale: float = param(1.0, lo=0, hi=1000, lo_open=True,
+                                  doc="unused by bp (no feedback matrices); accepted as for fa")
+
+
+@dataclass(frozen=True)
+class _AutoOrBool(Spec):
+    """A field holding ``"auto"`` or a bool (:mod:`analogsim.fields` has no kind for the mix)."""
+
+    def check(self, owner: str, name: str, value: Any) -> Any:
+        if isinstance(value, (bool, np.bool_)):
+            return bool(value)
+        if not (isinstance(value, str) and value == "auto"):
+            fail(owner, name, value, self.allowed())
+        return value
+
+
+@dataclass(frozen=True)
+class DFAOptions(FeedbackOptions):
+    """DFA's options: the feedback rules' and ``zero_init`` (see :class:`DFA`)."""
+
+    zero_init: bool | str = dataclasses.field(default="auto", metadata={"spec": _AutoOrBool(
+        doc="start the hidden forward weights at zero: 'auto' only where the hidden "
+            "activation's slope at 0 is non-zero (not ReLU)",
+        kind="str", allowed_text="'auto', true or false")})
+
+
 class _ErrorRule(Rule):
     """Common: output error, the top layer's update, the scheduling names."""
 
-    def __init__(self, *, seed: int = 0, feedback: str = "analog",
-                 feedback_scale: float = 1.0) -> None:
-        super().__init__(seed=seed)
-        if feedback not in FEEDBACK:
-            raise ValueError(f"feedback = {feedback!r} is invalid; allowed: {', '.join(FEEDBACK)}")
-        if not isinstance(feedback_scale, (int, float)) or not 0 < feedback_scale <= 1e3:
-            raise ValueError(f"feedback_scale = {feedback_scale!r} is invalid; allowed: a "
-                             "number in (0, 1000]")
-        self.feedback_where, self.feedback_scale = feedback, float(feedback_scale)
+    Options = FeedbackOptions
+
+    def __init__(self, *, seed: int = 0, **options) -> None:
+        super().__init__(seed=seed, **options)
         self.feedback: dict[str, object] = {}
 
     def modules(self):
         return dict(self.feedback)
 
     def _fixed(self, net: Network, n_in: int, n_out: int, key: str, matrix=None):
-        return fixed_layer(net, n_in, n_out, where=self.feedback_where,
+        return fixed_layer(net, n_in, n_out, where=self.options.feedback,
                            seed=self.stream_seed(key),
-                           scale=self.feedback_scale, name=key,
+                           scale=self.options.feedback_scale, name=key,
                            ledger=self.ledger.child(key), matrix=matrix)
 
     def _top(self, net: Network, x, target, sched) -> tuple[float, np.ndarray, list[Update]]:
@@ -99,6 +148,7 @@ class BP(_ErrorRule):
 
     name = "bp"
     needs_transpose = True
+    Options = BPOptions
 
     def compute(self, net, x, target, sched: Schedule):
         loss, delta, ups = self._top(net, x, target, sched)
@@ -148,13 +198,12 @@ class DFA(_ErrorRule):
     """
 
     name = "dfa"
+    Options = DFAOptions
 
-    def __init__(self, *, zero_init: bool | str = "auto", **options) -> None:
-        super().__init__(**options)
-        if not (isinstance(zero_init, bool) or zero_init == "auto"):
-            raise ValueError(f"zero_init = {zero_init!r} is invalid; allowed: 'auto', true "
-                             "or false")
-        self.zero_init = zero_init
+    @property
+    def zero_init(self) -> bool | str:
+        """The ``zero_init`` option (read by the runner before it builds the network)."""
+        return self.options.zero_init
 
     def build(self, net):
         super().build(net)

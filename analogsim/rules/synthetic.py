@@ -65,64 +65,82 @@ backward chain of one block.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from ..fields import check_fields, param
 from ..layers.linear import AnalogLinear, DigitalLinear
 from ..layers.network import Network
-from .base import Rule, Schedule, Update, act_deriv, eps_grad
-from .feedback import FEEDBACK, fixed_layer
+from .base import OPTION_OWNER, Rule, Schedule, Update, act_deriv, eps_grad
+from .feedback import FeedbackOptions, fixed_layer
 
-__all__ = ["DNI", "Hybrid", "TARGETS"]
+__all__ = ["DNI", "Hybrid", "DNIOptions", "HybridOptions", "TARGETS"]
 
 TARGETS = ("feedback", "transpose")
 
 
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} = {value!r} is invalid; allowed: true or false")
-    return bool(value)
+@dataclass(frozen=True)
+class _PredictorOptions:
+    """Options of the gradient predictors, shared by DNI and the hybrid."""
+
+    label: bool = param(True, doc="condition the predictors on the one-hot label (input "
+                                  "[h_l; t])")
+    headroom: float = param(2.0, lo=1, hi=1000,
+                            doc="predictor arrays map the Glorot bound of their shape to "
+                                "w_max / headroom")
+    # κ = 5 gives the predictors 0.05 with the runner's lr_aux = 0.01 (module notes on tuning).
+    predictor_lr_scale: float = param(5.0, lo=0, hi=1000,
+                                      doc="κ: the predictors learn with lr_aux · κ")
+
+    def __post_init__(self) -> None:
+        check_fields(self, OPTION_OWNER)
 
 
-def _check_number(name: str, value: object, lo: float, hi: float, lo_open: bool) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) \
-        and (lo < value if lo_open else lo <= value) and value <= hi
-    if not ok:
-        raise ValueError(f"{name} = {value!r} is invalid; allowed: a number in "
-                         f"{'(' if lo_open else '['}{lo:g}, {hi:g}]")
-    return float(value)
+@dataclass(frozen=True)
+class DNIOptions(_PredictorOptions, FeedbackOptions):
+    """DNI's options: the predictors', the fixed feedback's (``target = "feedback"``), and how
+    the predictor targets are formed."""
+
+    target: str = param("feedback", choices=TARGETS,
+                        doc="step of the predictor targets through W_{l+1}ᵀ: a fixed random "
+                            "feedback matrix (no Wᵀ) or the transpose strategy")
+    bootstrap: bool = param(True, doc="targets from the next layer's predicted error (true) or "
+                                      "from the true error chain (false)")
+
+
+@dataclass(frozen=True)
+class HybridOptions(_PredictorOptions):
+    """The hybrid's options: the predictors' and the block size."""
+
+    blocks: int = param(2, lo=1, hi=100_000,
+                        doc="layers per block, from the top: 1 is DNI with target = "
+                            "transpose, >= the depth is BP")
 
 
 class _Synthetic(Rule):
     """Shared engine: boundary layers with predictors, BP inside blocks, predictor targets.
 
-    ``block`` layers per block (1: DNI). Subclasses fix ``target``/``bootstrap`` or expose them.
+    The engine reads :attr:`engine` (DNI's options: for DNI its own, for the hybrid fixed
+    ones) and ``block`` layers per block (1: DNI), both set by :meth:`_engine`.
     """
 
-    def __init__(self, *, seed: int, label: bool, target: str, bootstrap: bool, block: int,
-                 feedback: str, feedback_scale: float, headroom: float,
-                 predictor_lr_scale: float) -> None:
-        super().__init__(seed=seed)
-        if target not in TARGETS:
-            raise ValueError(f"target = {target!r} is invalid; allowed: {', '.join(TARGETS)}")
-        if feedback not in FEEDBACK:
-            raise ValueError(f"feedback = {feedback!r} is invalid; allowed: {', '.join(FEEDBACK)}")
-        self.label = _check_bool("label", label)
-        self.bootstrap = _check_bool("bootstrap", bootstrap)
-        self.target = target
-        self.block = block
-        self.feedback_where = feedback
-        self.feedback_scale = _check_number("feedback_scale", feedback_scale, 0, 1e3, True)
-        self.headroom = _check_number("headroom", headroom, 1, 1e3, False)
-        self.predictor_lr_scale = _check_number("predictor_lr_scale", predictor_lr_scale, 0,
-                                                1e3, False)
+    Options = DNIOptions
+
+    def __init__(self, *, seed: int = 0, **options) -> None:
+        super().__init__(seed=seed, **options)
+        self.engine, self.block = self._engine()
         self.predictors: dict[str, object] = {}
         self.feedback: dict[str, object] = {}
         self.boundaries: tuple[int, ...] = ()
 
+    def _engine(self) -> tuple[DNIOptions, int]:
+        raise NotImplementedError
+
     @property
     def needs_transpose(self) -> bool:  # type: ignore[override]
         """True when a ``Wᵀ`` step goes through the network's transpose strategy."""
-        return self.target == "transpose" or self.block > 1
+        return self.engine.target == "transpose" or self.block > 1
 
     def modules(self) -> dict[str, object]:
         return {**self.predictors, **self.feedback}
@@ -133,20 +151,20 @@ class _Synthetic(Rule):
         n = len(net)
         # Block tops below the top block, from the top down: n-1-k, n-1-2k, …
         self.boundaries = tuple(range(n - 1 - self.block, -1, -self.block))
-        n_label = net.n_out if self.label else 0
+        n_label = net.n_out if self.engine.label else 0
         self.predictors = {f"M{l}": self._predictor(net, l, n_label) for l in self.boundaries}
         self.feedback = {}
-        if self.target == "feedback":
+        if self.engine.target == "feedback":
             for l in self._feedback_layers(n):
                 layer = net.layers[l]
                 self.feedback[f"B{l}"] = fixed_layer(
-                    net, layer.n_out, layer.n_in, where=self.feedback_where,
-                    seed=self.stream_seed(f"B{l}"), scale=self.feedback_scale, name=f"B{l}",
+                    net, layer.n_out, layer.n_in, where=self.engine.feedback,
+                    seed=self.stream_seed(f"B{l}"), scale=self.engine.feedback_scale, name=f"B{l}",
                     ledger=self.ledger.child(f"B{l}"))
 
     def _feedback_layers(self, n: int) -> list[int]:
         """Layers whose ``Wᵀ`` a predictor target needs (all above a boundary, or the chain)."""
-        if self.bootstrap:
+        if self.engine.bootstrap:
             return [l + 1 for l in self.boundaries]
         return list(range(1, n))
 
@@ -156,18 +174,18 @@ class _Synthetic(Rule):
                   ledger=self.ledger.child(f"M{l}"), name=f"M{l}")
         if layer.backend == "analog" and net.hw is not None:
             return AnalogLinear(layer.n_out + n_label, layer.n_out, hw=net.hw,
-                                headroom=self.headroom, **kw)
+                                headroom=self.engine.headroom, **kw)
         return DigitalLinear(layer.n_out + n_label, layer.n_out, **kw)
 
     # ------------------------------------------------------------------ step
     def _transport(self, net: Network, l: int, delta: np.ndarray) -> np.ndarray:
         """``W_lᵀ δ`` through the transpose strategy, or ``B_l δ`` (fixed feedback)."""
-        if self.target == "transpose":
+        if self.engine.target == "transpose":
             return net.layers[l].backward_input(delta)
         return self.feedback[f"B{l}"].read(delta)
 
     def _pred_input(self, h: np.ndarray, target: np.ndarray) -> np.ndarray:
-        if not self.label:
+        if not self.engine.label:
             return h
         return np.concatenate([h, np.asarray(target, dtype=h.dtype)], axis=1)
 
@@ -206,7 +224,7 @@ class _Synthetic(Rule):
         """Targets ``g*_l = B·T_{l+1}(δ_{l+1})`` and the predictors' squared-error updates."""
         ups, c = [], net.cache
         true, t_after = {len(net) - 1: deltas[len(net) - 1]}, {len(net) - 1: "loss"}
-        src, src_after = (deltas, after) if self.bootstrap else (true, t_after)
+        src, src_after = (deltas, after) if self.engine.bootstrap else (true, t_after)
         for l in range(len(net) - 2, -1, -1):
             if l not in self.boundaries:
                 continue
@@ -214,9 +232,9 @@ class _Synthetic(Rule):
                 g = self._transport(net, l + 1, src[l + 1]) * np.float32(bsz)
                 inp, s = preds[l]
                 # lr_aux·scale is the predictors' step: folded into δ, as ΔM = −lr δᵀ[h; t].
-                resid = (s - g) * np.float32(self.predictor_lr_scale / bsz)
+                resid = (s - g) * np.float32(self.engine.predictor_lr_scale / bsz)
                 self._charge(l, mults=2 * g.size, adds=g.size)
-                if not self.bootstrap:
+                if not self.engine.bootstrap:
                     # The true chain continues below: δ*_l = g*_l ⊙ f'(u_l) / B.
                     true[l] = g / np.float32(bsz) * act_deriv(net.layers[l], c.u[l], c.h[l],
                                                                rule=self.name)
@@ -237,33 +255,16 @@ class DNI(_Synthetic):
     ----------
     seed : int
         Seeds the predictors' arrays and the feedback matrices.
-    label : bool
-        Condition the predictors on the one-hot label (input ``[h_l; t]``); default True.
-    target : {"feedback", "transpose"}
-        How the predictor targets take the step through ``W_{l+1}ᵀ``: a fixed random feedback
-        matrix (default; no transpose needed) or the network's transpose strategy
-        (:attr:`needs_transpose` becomes True, and the runner builds the network with one).
-    bootstrap : bool
-        Targets from the next layer's *predicted* error (default) or from the true error chain.
-    feedback : {"analog", "digital"}
-        Where fixed feedback matrices live (``target = "feedback"``).
-    feedback_scale : float
-        Multiplies the feedback matrices' Glorot bound.
-    headroom : float
-        Predictor arrays map the Glorot bound of their shape to ``w_max / headroom``.
-    predictor_lr_scale : float
-        The predictors learn with ``lr_aux · predictor_lr_scale`` (default 5: 0.05 with the
-        runner's ``lr_aux = 0.01``; see the module notes on tuning).
+    **options
+        Fields of :class:`DNIOptions`. With ``target = "transpose"`` :attr:`needs_transpose`
+        becomes True, and the runner builds the network with a transpose strategy.
     """
 
     name = "dni"
+    Options = DNIOptions
 
-    def __init__(self, *, seed: int = 0, label: bool = True, target: str = "feedback",
-                 bootstrap: bool = True, feedback: str = "analog", feedback_scale: float = 1.0,
-                 headroom: float = 2.0, predictor_lr_scale: float = 5.0) -> None:
-        super().__init__(seed=seed, label=label, target=target, bootstrap=bootstrap, block=1,
-                         feedback=feedback, feedback_scale=feedback_scale, headroom=headroom,
-                         predictor_lr_scale=predictor_lr_scale)
+    def _engine(self) -> tuple[DNIOptions, int]:
+        return self.options, 1
 
 
 class Hybrid(_Synthetic):
@@ -273,28 +274,19 @@ class Hybrid(_Synthetic):
     ----------
     seed : int
         Seeds the predictors' arrays.
-    blocks : int
-        Layers per block (>= 1). ``1`` equals DNI with ``target = "transpose"``; a value >= the
-        number of layers equals BP.
-    label : bool
-        Condition the predictors on the one-hot label; default True.
-    headroom : float
-        Predictor arrays map the Glorot bound of their shape to ``w_max / headroom``.
-    predictor_lr_scale : float
-        The predictors learn with ``lr_aux · predictor_lr_scale`` (default 5).
+    **options
+        Fields of :class:`HybridOptions`.
     """
 
     name = "hybrid"
+    Options = HybridOptions
 
-    def __init__(self, *, seed: int = 0, blocks: int = 2, label: bool = True,
-                 headroom: float = 2.0, predictor_lr_scale: float = 5.0) -> None:
-        if not isinstance(blocks, (int, np.integer)) or isinstance(blocks, bool) \
-                or not 1 <= blocks <= 100_000:
-            raise ValueError(f"blocks = {blocks!r} is invalid; allowed: an integer >= 1 "
-                             "(layers per block)")
-        super().__init__(seed=seed, label=label, target="transpose", bootstrap=True,
-                         block=int(blocks), feedback="analog", feedback_scale=1.0,
-                         headroom=headroom, predictor_lr_scale=predictor_lr_scale)
+    def _engine(self) -> tuple[DNIOptions, int]:
+        o = self.options
+        # BP inside the blocks needs the transpose strategy anyway, so the predictor targets
+        # use it too (no feedback matrices), bootstrapped from the block above.
+        return DNIOptions(label=o.label, target="transpose", bootstrap=True,
+                          headroom=o.headroom, predictor_lr_scale=o.predictor_lr_scale), o.blocks
 
     @property
     def needs_transpose(self) -> bool:  # type: ignore[override]

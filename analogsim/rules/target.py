@@ -94,14 +94,17 @@ everything else. A weight update waits for its target and for the last read of i
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from ..fields import check_fields, param
 from ..layers.activations import Activation, SmoothReLU, get_activation
 from ..layers.linear import AnalogLinear, DigitalLinear
 from ..layers.network import Network
-from .base import Rule, Schedule, Update, act_deriv, eps_grad
+from .base import OPTION_OWNER, Rule, Schedule, Update, act_deriv, eps_grad
 
-__all__ = ["TP", "DTP", "TOPS", "INVERSES"]
+__all__ = ["TP", "DTP", "TPOptions", "TOPS", "INVERSES"]
 
 TOPS = ("inverse", "transpose")
 INVERSES = ("learned", "exact")
@@ -110,14 +113,6 @@ INVERSES = ("learned", "exact")
 #: the inverse is finite there, and a target near saturation (tanh, sigmoid) or near "off"
 #: (smooth) cannot move ``u`` by more than this many times its own move.
 _MAX_SLOPE = 100.0
-
-
-def _check_number(name: str, value: object, lo: float, hi: float) -> float:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) \
-        and bool(np.isfinite(value)) and lo <= value <= hi
-    if not ok:
-        raise ValueError(f"{name} = {value!r} is invalid; allowed: a number in [{lo:g}, {hi:g}]")
-    return float(value)
 
 
 def _inverse_activation(lower: Activation) -> Activation:
@@ -157,6 +152,34 @@ def _clip_range(act: Activation, t: np.ndarray) -> np.ndarray:
     return t if lo is None and hi is None else np.clip(t, lo, hi)
 
 
+@dataclass(frozen=True)
+class TPOptions:
+    """Options of TP and DTP (the module docstring has the equations)."""
+
+    top: str = param("inverse", choices=TOPS,
+                     doc="top target through the output layer's learned inverse (no Wᵀ) or by "
+                         "a gradient step through its transpose strategy (charged)")
+    # α scales the hidden layers' step relative to the output layer's (top = "transpose" and
+    # α = 1 give the last hidden layer BP's update); 8 was tuned on digits with lr = 0.05
+    # (tanh, smooth, relu and step units).
+    top_lr: float = param(8.0, lo=0, hi=1000,
+                          doc="target step α (per sample) at the top; 0 makes every target "
+                              "the activity")
+    inverse: str = param("learned", choices=INVERSES,
+                         doc="form of the inverses: learned, or the exact activation inverse "
+                             "in the periphery and a learned linear part")
+    # σ of the order of the activities: the inverse is fitted over a wide neighbourhood, and
+    # DTP's difference correction removes its offset at the data.
+    noise: float = param(1.0, lo=0, hi=1000,
+                         doc="std σ of the noise injected into a layer's input to train its "
+                             "inverse")
+    headroom: float = param(2.0, lo=1, hi=1000,
+                            doc="device headroom of the inverses' arrays (as model.headroom)")
+
+    def __post_init__(self) -> None:
+        check_fields(self, OPTION_OWNER)
+
+
 class TP(Rule):
     """Target propagation through learned inverses: :math:`\\hat h_{l-1} = g_l(\\hat h_l)`.
 
@@ -164,38 +187,16 @@ class TP(Rule):
     ----------
     seed : int
         Seeds the inverses' initial weights (and their arrays' devices).
-    top : {"inverse", "transpose"}
-        How the last hidden layer's target is obtained: through the output layer's learned
-        inverse (no ``Wᵀ``) or by a gradient step through its transpose strategy (charged).
-    top_lr : float
-        Target step α (per sample) at the top, ``≥ 0``; 0 makes every target the activity.
-        It scales the hidden layers' step relative to the output layer's (with
-        ``top = "transpose"``, α = 1 gives the last hidden layer BP's update). The default 8
-        was tuned on digits with ``lr = 0.05`` (tanh, smooth, relu and step units).
-    inverse : {"learned", "exact"}
-        Form of the inverses (see the module docstring); ``exact`` needs every inverted
-        hidden layer's activation to have an exact inverse.
-    noise : float
-        Std σ of the noise injected into a layer's input to train its inverse (default 1, of
-        the order of the activities: the inverse is then fitted over a wide neighbourhood
-        and DTP's difference correction removes its offset at the data).
-    headroom : float
-        Device headroom of the inverses' arrays (as ``model.headroom``).
+    **options
+        Fields of :class:`TPOptions`: ``top``, ``top_lr``, ``inverse`` (``exact`` needs every
+        inverted hidden layer's activation to have an exact inverse), ``noise``, ``headroom``.
     """
 
     name = "tp"
+    Options = TPOptions
 
-    def __init__(self, *, seed: int = 0, top: str = "inverse", top_lr: float = 8.0,
-                 inverse: str = "learned", noise: float = 1.0, headroom: float = 2.0) -> None:
-        super().__init__(seed=seed)
-        if top not in TOPS:
-            raise ValueError(f"top = {top!r} is invalid; allowed: {', '.join(TOPS)}")
-        if inverse not in INVERSES:
-            raise ValueError(f"inverse = {inverse!r} is invalid; allowed: {', '.join(INVERSES)}")
-        self.top, self.inverse = top, inverse
-        self.top_lr = _check_number("top_lr", top_lr, 0.0, 1e3)
-        self.noise = _check_number("noise", noise, 0.0, 1e3)
-        self.headroom = _check_number("headroom", headroom, 1.0, 1e3)
+    def __init__(self, *, seed: int = 0, **options) -> None:
+        super().__init__(seed=seed, **options)
         self.inverses: dict[str, object] = {}
         #: Targets of the last step, by layer index (for inspection and tests).
         self.targets: dict[int, np.ndarray] = {}
@@ -203,7 +204,7 @@ class TP(Rule):
     @property
     def needs_transpose(self) -> bool:  # type: ignore[override]
         """True when the top target's gradient step goes through a transpose strategy."""
-        return self.top == "transpose"
+        return self.options.top == "transpose"
 
     def modules(self) -> dict[str, object]:
         return dict(self.inverses)
@@ -212,11 +213,11 @@ class TP(Rule):
     def inverted_layers(self, net: Network) -> range:
         """Layers that own an inverse: every hidden layer above the first, and the output
         layer when the top target goes through its inverse."""
-        return range(1, len(net) if self.top == "inverse" else len(net) - 1)
+        return range(1, len(net) if self.options.top == "inverse" else len(net) - 1)
 
     def build(self, net: Network) -> None:
         super().build(net)
-        if self.inverse == "exact":
+        if self.options.inverse == "exact":
             for l in range(1, len(net) - 1):
                 act = net.layers[l].act
                 if not act.has_inverse:
@@ -228,11 +229,12 @@ class TP(Rule):
 
     def _make_inverse(self, net: Network, l: int, matrix: np.ndarray | None = None):
         layer, lower = net.layers[l], net.layers[l - 1]
-        act = _inverse_activation(lower.act) if self.inverse == "learned" else "identity"
+        act = _inverse_activation(lower.act) if self.options.inverse == "learned" else "identity"
         kw = dict(activation=act, bias=True, init="uniform" if matrix is None else matrix,
                   seed=self.stream_seed(f"g{l}"), ledger=self.ledger.child(f"g{l}"), name=f"g{l}")
         if layer.backend == "analog" and net.hw is not None:
-            return AnalogLinear(layer.n_out, layer.n_in, hw=net.hw, headroom=self.headroom, **kw)
+            return AnalogLinear(layer.n_out, layer.n_in, hw=net.hw,
+                                headroom=self.options.headroom, **kw)
         return DigitalLinear(layer.n_out, layer.n_in, **kw)
 
     def set_inverse(self, l: int, matrix: np.ndarray, bias: np.ndarray | None = None) -> None:
@@ -252,11 +254,11 @@ class TP(Rule):
     # ------------------------------------------------------------------ inverses
     def _activity(self, net: Network, l: int, u: np.ndarray, h: np.ndarray) -> np.ndarray:
         """What :math:`g_l` reads for the activity ``(u, h)`` of layer ``l``."""
-        return u if (l == len(net) - 1 or self.inverse == "exact") else h
+        return u if (l == len(net) - 1 or self.options.inverse == "exact") else h
 
     def _target_input(self, net: Network, l: int, target: np.ndarray) -> np.ndarray:
         """What :math:`g_l` reads for a target :math:`\\hat h_l` (the module's :math:`\\hat a`)."""
-        if l == len(net) - 1 or self.inverse == "learned":
+        if l == len(net) - 1 or self.options.inverse == "learned":
             return target
         return net.cache.u[l] + self._input_shift(net, l, target)
 
@@ -265,7 +267,7 @@ class TP(Rule):
         c = net.cache
         if l == len(net) - 1:
             return target - c.u[l]
-        if self.inverse == "learned":
+        if self.options.inverse == "learned":
             return target - c.h[l]
         act = net.layers[l].act
         d = act.inverse(_clip_domain(act, target)) - act.inverse(_clip_domain(act, c.h[l]))
@@ -278,12 +280,12 @@ class TP(Rule):
         g, layer, x = self.inverses[f"g{l}"], net.layers[l], net.cache.x[l]
         with sched.op(f"inv{l}", (f"fwd{l}",)):
             eta = net.rng.standard_normal(x.shape, dtype=np.float32)
-            xt = x + np.float32(self.noise) * eta
+            xt = x + np.float32(self.options.noise) * eta
             u, h = layer.forward(xt, net.rng)
             a = self._activity(net, l, u, h)
             v, r = g.forward(a)
             err = r - xt
-            if self.inverse == "learned" and g.act.has_deriv:
+            if self.options.inverse == "learned" and g.act.has_deriv:
                 err = err * act_deriv(g, v, r, rule=self.name)
             # Power normalisation: inputs with a mean square p > 1 (pre-activations, logits)
             # get the step of unit-RMS inputs, so that lr_aux is stable at any input scale.
@@ -319,9 +321,9 @@ class TP(Rule):
     def _top_target(self, net: Network, e: np.ndarray, sched: Schedule) -> tuple[int, np.ndarray]:
         """Layer index and target at the top of the chain (module docstring), op ``tgt{·}``."""
         c, n, bsz = net.cache, len(net), e.shape[0]
-        step = np.float32(self.top_lr * bsz)
+        step = np.float32(self.options.top_lr * bsz)
         led = self.ledger.child("targets")
-        if self.top == "transpose":
+        if self.options.top == "transpose":
             with sched.op(f"tgt{n - 2}", ("loss",)):
                 grad = net.layers[-1].backward_input(e)
                 t = c.h[n - 2] - step * grad.astype(c.h[n - 2].dtype, copy=False)
@@ -375,7 +377,7 @@ class TP(Rule):
             l = int(up.name[1:])
             up.after = self._ready(sched, up.name, (up.after, f"tgt{l - 1}"))
         # W_L is read by tgt{L-1} (transpose step) or by inv{L} (noise injection).
-        reads = (f"tgt{n - 2}",) if self.top == "transpose" else (f"inv{n - 1}",)
+        reads = (f"tgt{n - 2}",) if self.options.top == "transpose" else (f"inv{n - 1}",)
         after = self._ready(sched, f"W{n - 1}", ("loss", *reads))
         ups = [Update(top, c.x[-1], e, after, eps_grad(top, e, c.h[-1]), name=f"W{n - 1}")]
         ups += [self._hidden_update(net, l, self.targets[l], sched) for l in range(n - 2, -1, -1)]

@@ -48,9 +48,18 @@ def test_train_table_progress_and_overrides(capsys) -> None:
     (["train", "--rule", "nope"], ["invalid choice: 'nope'", "'bp'", "'dfa'"]),
     (["train", "--hardware", "nonexistent"], ["'nonexistent' is unknown", "aihwkit_default"]),
     (["train", "--model", "huge"], ["'huge' is unknown", "digits-small"]),
-    (["train", "--set", "noise.bogus=1"], ["'noise.bogus' is unknown", "read_noise"]),
+    (["train", "--set", "noise.bogus=1"], ["noise: key 'bogus' is unknown", "read_noise"]),
+    (["train", "--set", "adc.bitz=6"], ["adc: key 'bitz' is unknown (did you mean 'bits'?)"]),
     (["train", "--set", "colour=red"], ["'colour' is unknown", "hw.<section>.<field>"]),
-    (["train", "--set", "lr"], ["--set 'lr' is invalid", "key=value"]),
+    (["train", "--set", "model.hiden=relu"], ["model: key 'hiden' is unknown (did you mean "
+                                              "'hidden'?)"]),
+    (["train", "--set", "rule.bogus=1"], ["rule 'dfa': option 'bogus' is unknown; allowed: "
+                                          "feedback, feedback_scale, zero_init"]),
+    (["train", "--set", "rule.feedbak=digital"], ["did you mean 'feedback'?"]),
+    (["train", "--set", "rule.feedback=optical"], ["rule.feedback = 'optical' is invalid",
+                                                   "'analog', 'digital'"]),
+    (["train", "--set", "lr"], ["--set: override 'lr' is invalid", "key=value"]),
+    (["train", "--set", "model.hidden=a b"], ["is not a TOML literal"]),
     (["train", "--epochs", "0"], ["train.epochs = 0 is invalid", "[1, 100000]"]),
     (["train", "--epochs", "two"], ["invalid int value: 'two'"]),
     (["train", "--transpose", "mirror"], ["invalid choice: 'mirror'", "'shadow'"]),
@@ -207,6 +216,28 @@ def test_compare_tiny(capsys, tmp_path: Path) -> None:
 
 def test_docs_cli_md_is_generated_from_the_code() -> None:
     committed = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
-    assert committed == reference(), (
+    assert committed == reference(cli.build_parser()), (
         "docs/cli.md is out of date; regenerate it with "
         "`python -m analogsim.experiments.cli --doc > docs/cli.md`")
+
+
+def test_doc_flag_prints_the_reference(capsys) -> None:
+    code, out, _ = run(capsys, "--doc")
+    assert code == 0 and out == reference(cli.build_parser())
+
+
+def test_the_toml_reference_comes_from_the_declarations() -> None:
+    from analogsim.experiments.runner import TrainConfig
+    from analogsim.fields import field_rows
+    from analogsim.layers.network import ModelConfig
+    from analogsim.rules import RULES
+
+    text = reference(cli.build_parser())
+    for cls, prefix in ((ModelConfig, ""), (TrainConfig, ""), (RULES["dfa"].Options, "rule.")):
+        for row in field_rows(cls, prefix):
+            if row["field"] != "rule_options":
+                assert f"| `{row['field']}` | `{row['default']}` | {row['unit']} | " in text
+                assert row["doc"].replace("|", "\\|") in text
+    assert "| `sizes` | `[64, 64, 10]` |  | a list of >= 2 integers in [1, 1000000] |" in text
+    assert "| `rule.zero_init` | `\"auto\"` |  | 'auto', true or false |" in text
+    assert "### `[adc]`" in text and "| `bits` | `8` |" in text

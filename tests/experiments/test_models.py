@@ -14,6 +14,7 @@ from analogsim.experiments.models import (
     loads_model,
     model_presets,
 )
+from analogsim.fields import dumps_toml
 from analogsim.layers.network import ModelConfig
 
 EXPECTED = {
@@ -38,6 +39,8 @@ def test_every_preset_loads_and_has_a_header(path: Path) -> None:
     assert cfg.description
     assert path.read_text(encoding="utf-8").startswith("#")  # says what the network is
     assert load_model(path.stem) == cfg
+    again = loads_model(dumps_toml(cfg))  # the mapping is one-to-one, "none" included
+    assert again == cfg and again.description == cfg.description
 
 
 @pytest.mark.parametrize(("name", "expected"), EXPECTED.items())
@@ -60,13 +63,23 @@ def test_base_none_and_int_to_float() -> None:
     ("sizes = 64", r"sizes = 64 is invalid; allowed: a list of >= 2 integers"),
     ("sizes = [4]", r"model.sizes = \(4,\) is invalid"),
     ('hidden = "swish"', r"model.hidden = 'swish' is invalid; allowed: .*tanh"),
-    ("learnable_eps = 1", r"learnable_eps = 1 is invalid; allowed: a bool"),
+    ("learnable_eps = 1", r"^bad\.toml: model\.learnable_eps = 1 is invalid; allowed: true or "
+                          r"false$"),
+    ('description = 5', r"model\.description = 5 is invalid; allowed: any string"),
+    ('surrogate = "None"\nhidden = "step"\neps0 = true', r"model\.eps0 = True is invalid"),
     ('base = "huge"', r"model preset 'huge' is unknown; allowed: .*digits-small"),
     ("sizes = [4, 2", "malformed TOML"),
 ])
 def test_bad_model_files_say_what_is_allowed(text: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         loads_model(text, source="bad.toml")
+
+
+def test_a_preset_naming_itself_as_base_stops(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "loop.toml").write_text('base = "loop"\n')
+    monkeypatch.setattr("analogsim.experiments.models.MODELS_DIR", tmp_path)
+    with pytest.raises(ValueError, match=r"base = 'loop' is invalid; allowed: one of loop"):
+        load_model("loop")
 
 
 def test_unknown_preset_and_missing_file(tmp_path: Path) -> None:
@@ -79,7 +92,8 @@ def test_unknown_preset_and_missing_file(tmp_path: Path) -> None:
 def test_a_file_error_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.toml"
     path.write_text("hiden = 'relu'\n")
-    with pytest.raises(ValueError, match=r"mine.toml: key 'hiden' is unknown"):
+    with pytest.raises(ValueError, match=r"mine.toml: key 'hiden' is unknown \(did you mean "
+                                         r"'hidden'\?\); allowed: base, name, sizes"):
         load_model(str(path))
 
 
@@ -89,4 +103,10 @@ def test_overrides() -> None:
     assert (cfg.hidden, cfg.surrogate, cfg.sizes) == ("step", "sigmoid", (64, 8, 10))
     with pytest.raises(ValueError, match="model field 'depth' is unknown; allowed: name"):
         apply_model_overrides(cfg, {"depth": 3})
+    with pytest.raises(ValueError, match=r"^x: model field 'hiden' is unknown \(did you mean "
+                                         r"'hidden'\?\)"):
+        apply_model_overrides(cfg, {"hiden": "relu"}, source="x")
+    with pytest.raises(ValueError, match=r"^x: model\.hidden = 'swish' is invalid; allowed: "):
+        apply_model_overrides(cfg, {"hidden": "swish"}, source="x")
+    assert apply_model_overrides(cfg, {"surrogate": "none", "eps0": 2}).surrogate is None
     assert set(MODEL_FIELDS) == {f for f in ModelConfig.__dataclass_fields__}

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import datetime
 import math
 
 import numpy as np
 import pytest
 
 from analogsim.experiments.points import (
+    HW_KEYS,
+    RUN_KEYS,
     eps_summary,
     execute,
     expand_bundles,
-    parse_assignment,
-    parse_value,
     resolve_point,
     run_point,
 )
+from analogsim.fields import parse_literal, parse_override
 from analogsim.hardware.presets import get_preset
 from analogsim.layers.network import ModelConfig, build_network
 
@@ -57,22 +59,62 @@ def test_bundles() -> None:
 
 
 @pytest.mark.parametrize(("point", "match"), [
-    ({"colour": 1}, r"key 'colour' is unknown; allowed: hardware, model, rule"),
-    ({"noise.bogus": 1}, r"field 'noise.bogus' is unknown; fields of \[noise\]: read_noise"),
-    ({"model.depth": 3}, r"key 'model.depth' is unknown; model fields: name, sizes"),
+    ({"colour": 1}, r"^run parameters: key 'colour' is unknown; allowed: hardware, model, rule, "
+                    r".*drift_s, hw.<section>.<field>, model.<field>"),
+    ({"noise.bogus": 1}, r"^run parameters: noise: key 'bogus' is unknown; allowed: read_noise, "
+                         r"out_noise, prog_noise, read_noise_model$"),
+    ({"hw.adc.bitz": 1}, r"^run parameters: hw.adc: key 'bitz' is unknown \(did you mean "
+                         r"'bits'\?\); allowed: bits, out_bound"),
+    ({"hw.nosie.read_noise": 1}, r"^run parameters: hw: key 'nosie.read_noise' is unknown "
+                                 r"\(did you mean 'noise.read_noise'\?\); allowed: name, "
+                                 r"dac.bits"),
+    ({"model.depth": 3}, r"^run parameters: model: key 'depth' is unknown; allowed: name, sizes, "
+                         r"hidden"),
+    ({"model.hiden": "relu"}, r"model: key 'hiden' is unknown \(did you mean 'hidden'\?\)"),
+    ({"train.lrr": 0.1}, r"train: key 'lrr' is unknown \(did you mean 'lr'\?\)"),
+    ({"rule.bogus": 1}, r"^run parameters: rule 'dfa': option 'bogus' is unknown; allowed: "
+                        r"feedback, feedback_scale, zero_init$"),
+    ({"rule": "bp", "rule.zero_init": True}, r"rule 'bp': option 'zero_init' is unknown; "
+                                             r"allowed: feedback, feedback_scale$"),
+    ({"rule": "dtp", "rule.tpo": "inverse"}, r"option 'tpo' is unknown \(did you mean 'top'"),
+    ({"rule.feedback": "optical"}, r"^run parameters: rule.feedback = 'optical' is invalid; "
+                                   r"allowed: one of 'analog', 'digital'$"),
     ({"hardware": "nope"}, r"hardware preset 'nope' is unknown; allowed: ideal, "),
     ({"hardware": "missing.toml"}, r"'missing.toml' does not exist"),
     ({"model": "nope"}, r"model preset 'nope' is unknown"),
-    ({"rule": "backprop"}, r"train.rule = 'backprop' is unknown; allowed: bp, fa"),
-    ({"epochs": 0}, r"train.epochs = 0 is invalid"),
+    ({"rule": "backprop"}, r"train.rule = 'backprop' is invalid; allowed: one of 'bp', 'fa'"),
+    ({"epochs": 0}, r"^run parameters: train.epochs = 0 is invalid; allowed: an integer in "
+                    r"\[1, 100000\]$"),
+    ({"lr": "fast"}, r"train.lr = 'fast' is invalid; allowed: a real number in \[0, 1000\]"),
     ({"hw.noise.read_noise": -1.0}, r"noise.read_noise = -1.0 is invalid"),
-    ({"alignment": "yes"}, r"alignment = 'yes' is invalid; allowed: true or false"),
-    ({"drift_s": -5}, r"drift_s = -5 is invalid"),
-    ({"hw.noise.read_noise": [0.1]}, r"is invalid; allowed: a number, boolean or string"),
+    ({"model.sizes": [64, 0, 10]}, r"model.sizes = \(64, 0, 10\) is invalid; allowed: a list"),
+    ({"alignment": "yes"}, r"^alignment = 'yes' is invalid; allowed: true or false$"),
+    ({"drift_s": -5}, r"^drift_s = -5 is invalid; allowed: a real number in \[0, inf\)$"),
+    ({"drift_s": math.inf}, r"drift_s = inf is invalid"),
+    ({"hw.noise.read_noise": [0.1]}, r"noise.read_noise = \[0.1\] is invalid; allowed: a real"),
+    ({"hw.noise.read_noise": datetime.date(1979, 5, 27)}, r"noise.read_noise = datetime.date"),
 ])
 def test_errors_say_what_is_allowed(point, match) -> None:
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(ValueError, match=match) as err:
         resolve_point(point)
+    assert "__init__" not in str(err.value) and "Options" not in str(err.value)
+
+
+def test_values_follow_the_toml_conventions() -> None:
+    run = resolve_point({"hardware": "pcm", "hw.adc.bits": "None", "hw.adc.out_bound": 10,
+                         "model.surrogate": "none", "model.eps0": 1, "data_dir": "none",
+                         "rule.feedback_scale": 2, "drift_s": 5})
+    assert run.hw.adc.bits is None and run.hw.adc.out_bound == 10.0
+    assert run.model.surrogate is None and type(run.model.eps0) is float
+    assert run.train.data_dir is None and run.train.rule_options == {"feedback_scale": 2.0}
+    assert type(run.drift_s) is float
+    assert resolve_point({"hw.name": "mine"}).hw.name == "mine"
+
+
+def test_key_lists_cover_every_field() -> None:
+    assert "adc.bits" in HW_KEYS and "name" in HW_KEYS and "cost.t_read_ns" in HW_KEYS
+    assert RUN_KEYS[:3] == ("hardware", "model", "rule") and RUN_KEYS[-2:] == ("alignment",
+                                                                               "drift_s")
 
 
 def test_malformed_hardware_file(tmp_path) -> None:
@@ -85,14 +127,16 @@ def test_malformed_hardware_file(tmp_path) -> None:
 
 
 def test_value_parsing() -> None:
-    assert parse_value("6") == 6 and parse_value("0.02") == 0.02 and parse_value("true") is True
-    assert parse_value("relu") == "relu" and parse_value('"soft"') == "soft"
-    assert parse_value("[64, 32, 10]") == [64, 32, 10] and math.isinf(parse_value("inf"))
-    assert parse_assignment("noise.read_noise=0.05") == ("noise.read_noise", 0.05)
-    with pytest.raises(ValueError, match=r"--set 'lr' is invalid; allowed: key=value"):
-        parse_assignment("lr")
+    """``--set`` values go through the one override parser of :mod:`analogsim.fields`."""
+    assert parse_literal("6") == 6 and parse_literal("0.02") == 0.02
+    assert parse_literal("true") is True and parse_literal("relu") == "relu"
+    assert parse_literal('"soft"') == "soft" and parse_literal("[64, 32, 10]") == [64, 32, 10]
+    assert math.isinf(parse_literal("inf"))
+    assert parse_override("noise.read_noise=0.05") == ("noise.read_noise", 0.05)
+    with pytest.raises(ValueError, match=r"override 'lr' is invalid; allowed: 'key=value'"):
+        parse_override("lr")
     with pytest.raises(ValueError, match="is not a TOML literal"):
-        parse_assignment("model.hidden=a b")
+        parse_override("model.hidden=a b")
 
 
 def test_run_point_returns_what_a_sweep_stores() -> None:

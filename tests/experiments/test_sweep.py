@@ -84,8 +84,10 @@ def test_random_seed_defaults_to_zero() -> None:
 
 
 @pytest.mark.parametrize(("text", "match"), [
-    ('name = "x"\nepochs = 3', r"unknown top-level keys \['epochs'\]"),
-    ('name = "x"\n[sweep]\na = 1', r"unknown top-level keys \['sweep'\]"),
+    ('name = "x"\nepochs = 3', r"^bad\.toml: top-level key 'epochs' is unknown; allowed: name, "
+                              r"description, base, grid, random$"),
+    ('name = "x"\n[sweep]\na = 1', r"top-level key 'sweep' is unknown; allowed: name"),
+    ('name = "x"\n[grids]\na = [1]', r"top-level key 'grids' is unknown \(did you mean 'grid'"),
     ("[grid]\nseed = [0]", "'name' is missing"),
     ('name = ""', "name = ''"),
     ('name = "x"\n[grid]\nseed = []', r"\[grid\] 'seed' = \[\] is invalid.*non-empty list"),
@@ -104,11 +106,15 @@ def test_random_seed_defaults_to_zero() -> None:
     ('name = "x"\n[random]\nn = 2\nb = { randint = [1.5, 3] }', "randint.*integers"),
     ('name = "x"\n[random]\nn = 2\nb = { randint = [5, 3] }', "randint.*low <= high"),
     ('name = "x"\n[random]\nn = 2\nb = { choice = [] }', "choice = \\[\\].*non-empty"),
-    ('name = "x"\n[random]\nn = 2\nb = { normal = [0, 1] }', "exactly one of choice"),
+    ('name = "x"\n[random]\nn = 2\nb = { normal = [0, 1] }',
+     r"^bad\.toml: \[random\] 'b': distribution 'normal' is unknown.*; allowed: choice, "
+     r"uniform, loguniform, randint$"),
+    ('name = "x"\n[random]\nn = 2\nb = { unifrom = [0, 1] }', r"did you mean 'uniform'"),
+    ('name = "x"\n[random]\nn = 2\nb = 3', "exactly one of choice"),
     ('name = "x"\n[random]\nn = 2\nb = { uniform = [0, 1], choice = [1] }', "exactly one"),
     ('name = "x"\n[grid]\nlr = [0.1]\n[random]\nn = 2\nlr = { uniform = [0, 1] }',
      r"\['lr'\] are in both"),
-    ('name = "x"\n[grid\n', "not valid TOML"),
+    ('name = "x"\n[grid\n', "^bad\\.toml: malformed TOML"),
 ])
 def test_bad_specs_name_the_problem(text: str, match: str) -> None:
     with pytest.raises(ValueError, match=match):

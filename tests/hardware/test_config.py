@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import re
 
+import numpy as np
 import pytest
 
 from analogsim.hardware.config import (
@@ -229,15 +232,22 @@ def test_replace_field_returns_validated_copy() -> None:
         replace_field(hw, "name", "")
 
 
-@pytest.mark.parametrize("dotted", ["adc", "adc.bits.x", "foo.bits", "", "bits"])
-def test_replace_field_unknown_path(dotted: str) -> None:
-    with pytest.raises(ValueError, match="unknown; allowed"):
+@pytest.mark.parametrize(("dotted", "hint"), [
+    ("adc", ""), ("adc.bits.x", " (did you mean 'adc.bits'?)"), ("foo.bits", ""), ("", ""),
+    ("bits", " (did you mean 'dac.bits'?)"),
+    ("nosie.read_noise", " (did you mean 'noise.read_noise'?)"),
+])
+def test_replace_field_unknown_path(dotted: str, hint: str) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(
+            f"hardware field {dotted!r} is unknown{hint}; allowed: 'name' or ")):
         replace_field(HardwareConfig(), dotted, 1)
 
 
-@pytest.mark.parametrize("dotted", ["adc.bitz", "adc."])
-def test_replace_field_unknown_field_lists_fields(dotted: str) -> None:
-    with pytest.raises(ValueError, match=r"is unknown; fields of \[adc\]: bits, out_bound"):
+@pytest.mark.parametrize(("dotted", "hint"), [("adc.bitz", " (did you mean 'adc.bits'?)"),
+                                              ("adc.", "")])
+def test_replace_field_unknown_field_lists_fields(dotted: str, hint: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"is unknown{hint}; fields of [adc]: bits, "
+                                                   "out_bound")):
         replace_field(HardwareConfig(), dotted, 1)
 
 
@@ -264,3 +274,62 @@ def test_cost_model_accepts_zero_energies() -> None:
     zero = {f.name: 0.0 for f in dataclasses.fields(CostModel)
             if f.name != "digital_ops_per_ns"}
     CostModel(**zero)
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+def test_numpy_scalars_are_accepted_and_stored_as_python_values() -> None:
+    adc = ADCConfig(bits=np.int64(6), out_bound=np.float32(3.5), max_retries=np.int32(2),
+                    manage_range=np.bool_(True))
+    assert (adc.bits, adc.out_bound, adc.max_retries, adc.manage_range) == (6, 3.5, 2, True)
+    assert type(adc.bits) is int and type(adc.out_bound) is float
+    assert type(adc.max_retries) is int and type(adc.manage_range) is bool
+    dev = DeviceConfig(w_max=np.float64(2.0), dw_min=np.float32(0.25), levels=np.int16(16))
+    assert type(dev.w_max) is float and type(dev.dw_min) is float and type(dev.levels) is int
+    hw = replace_field(HardwareConfig(), "adc.bits", np.int64(6))
+    assert type(hw.adc.bits) is int
+    json.dumps(hw.to_dict())  # NumPy values would not serialise
+
+
+def test_integers_for_float_fields_are_stored_as_floats() -> None:
+    assert type(ADCConfig(out_bound=12).out_bound) is float
+    assert type(CostModel(t_read_ns=100).t_read_ns) is float
+    assert ADCConfig(out_bound=12) == ADCConfig(out_bound=12.0)
+
+
+def test_minus_inf_is_refused_even_where_inf_is_allowed() -> None:
+    ADCConfig(bits=None, out_bound=INF)
+    with pytest.raises(ValueError, match=r"^adc\.out_bound = -inf is invalid; allowed: a real "
+                                         r"number in \[1e-30, .*\] or inf$"):
+        ADCConfig(bits=None, out_bound=-INF)
+
+
+def test_to_dict_is_unchanged_for_every_preset() -> None:
+    # Checkpoints compare to_dict(): same keys, order, values and types as the asdict-based
+    # implementation it replaced.
+    from analogsim.hardware.presets import PRESETS
+    for hw in (HardwareConfig(), *PRESETS.values()):
+        old = {"name": hw.name}
+        for sec in HardwareConfig.SECTIONS:
+            old[sec] = {k: v for k, v in dataclasses.asdict(getattr(hw, sec)).items()
+                        if v is not None}
+        assert json.dumps(hw.to_dict()) == json.dumps(old)
+        assert repr(hw.to_dict()) == repr(old)
+
+
+def test_only_cross_field_rules_are_hand_written() -> None:
+    # Each one still names field, value and what is allowed, in the one message form.
+    for make, fragment in [
+        (lambda: ADCConfig(bits=8, out_bound=INF), "adc.out_bound = inf is invalid; allowed: "
+                                                  "a finite bound with adc.bits = 8"),
+        (lambda: ADCConfig(range_mode="calibrated", out_bound=2.0),
+         "adc.out_bound = 2.0 is invalid; allowed: a fraction in (0, 1]"),
+        (lambda: DeviceConfig(w_max=0.5, dw_min=0.6), "device.dw_min = 0.6 is invalid"),
+        (lambda: DeviceConfig(stuck_on=0.6, stuck_off=0.5),
+         "device.stuck_on + stuck_off = 1.1 is invalid; allowed: a total fraction of at most 1"),
+        (lambda: HardwareConfig(adc=DACConfig()), "hardware.adc = DACConfig("),
+    ]:
+        with pytest.raises(ValueError) as info:
+            make()
+        assert fragment in str(info.value)

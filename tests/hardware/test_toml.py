@@ -314,7 +314,8 @@ def test_apply_overrides_later_wins_and_empty_is_identity() -> None:
 
 @pytest.mark.parametrize("item, fragment", [
     ("adc.bits", "'adc.bits' is invalid; allowed: 'section.field=value'"),
-    ("adc.bitz=6", "field 'adc.bitz' is unknown; fields of [adc]: bits"),
+    ("adc.bitz=6", "field 'adc.bitz' is unknown (did you mean 'adc.bits'?); fields of [adc]: "
+                   "bits"),
     ("adc=6", "field 'adc' is unknown; allowed: 'name'"),
     ("converter.bits=6", "field 'converter.bits' is unknown"),
     ("adc.bits=6.5", "adc.bits = 6.5 is invalid"),
@@ -340,3 +341,61 @@ def test_apply_overrides_rejects_a_single_string() -> None:
 def test_loads_names_source() -> None:
     with pytest.raises(ValueError, match="^mine.toml: "):
         loads_hardware("[adc]\nbits = 0\n", source="mine.toml")
+
+
+# --------------------------------------------------------------------------- none, hints
+
+
+@pytest.mark.parametrize("spelling", ["none", "None", "NONE"])
+def test_none_in_any_case_for_optional_fields(spelling: str) -> None:
+    rram = get_preset("rram")
+    assert rram.device.levels == 32 and rram.adc.bits == 8
+    for item in (f'device.levels="{spelling}"', f"device.levels={spelling}"):
+        assert apply_overrides(rram, [item]).device.levels is None, item
+    hw = load_hardware(f'base = "rram"\n[device]\nlevels = "{spelling}"\n'
+                       f'[adc]\nbits = "{spelling}"\nout_bound = inf\n')
+    assert hw.device.levels is None and hw.adc.bits is None
+    # Only optional fields: elsewhere the word is an ordinary (here invalid) string.
+    with pytest.raises(ValueError, match=rf"device\.bounds = '{spelling}' is invalid"):
+        apply_overrides(rram, [f"device.bounds={spelling}"])
+    assert apply_overrides(rram, [f"name={spelling}"]).name == spelling
+
+
+def test_unknown_names_suggest_the_nearest_one() -> None:
+    with pytest.raises(ValueError, match=r"^<string>: \[adc\] key 'bitz' is unknown \(did you "
+                                         r"mean 'bits'\?\); allowed: bits, out_bound, "):
+        load_hardware("[adc]\nbitz = 8\n")
+    with pytest.raises(ValueError, match=r"^<string>: top-level key 'nmae' is unknown \(did "
+                                         r"you mean 'name'\?\); allowed: name, base, dac"):
+        load_hardware('nmae = "x"\n')
+    with pytest.raises(ValueError, match=r"^<string>: top-level key 'devise' is unknown \(did "
+                                         r"you mean 'device'\?\)"):
+        load_hardware("[devise]\nlevels = 8\n")
+    with pytest.raises(ValueError, match=r"^<string>: base preset 'pmc' is unknown \(did you "
+                                         r"mean 'pcm'\?\); allowed: ideal, "):
+        load_hardware('base = "pmc"\n')
+    with pytest.raises(ValueError, match=r"^override 'noise\.read_nosie=0\.1': field "
+                                         r"'noise\.read_nosie' is unknown \(did you mean "
+                                         r"'noise\.read_noise'\?\); fields of \[noise\]: "):
+        apply_overrides(get_preset("pcm"), ["noise.read_nosie=0.1"])
+    with pytest.raises(ValueError, match=r"field 'nosie\.read_noise' is unknown \(did you mean "
+                                         r"'noise\.read_noise'\?\); allowed: 'name' or "):
+        apply_overrides(get_preset("pcm"), ["nosie.read_noise=0.1"])
+
+
+def test_override_error_names_only_the_failing_section() -> None:
+    with pytest.raises(ValueError) as info:
+        apply_overrides(get_preset("pcm"), ["adc.bits=6", "noise.read_noise=-1",
+                                            "noise.out_noise=0.1"])
+    msg = str(info.value)
+    assert msg.startswith("overrides ['noise.read_noise=-1', 'noise.out_noise=0.1']: "
+                          "noise.read_noise = -1.0 is invalid")
+
+
+def test_generated_files_round_trip_through_the_old_layout() -> None:
+    # Every committed preset file is a plain table per section in declaration order.
+    for name in PRESETS:
+        data = tomllib.loads((MODELS / f"{name}.toml").read_text(encoding="utf-8"))
+        assert data["name"] == name
+        assert loads_hardware(dumps_hardware(load_hardware(MODELS / f"{name}.toml"))) == \
+            PRESETS[name]

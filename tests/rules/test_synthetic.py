@@ -86,7 +86,7 @@ def _check_step(rule, net, *, boundaries, bootstrap, label, use_fb):
         if use_fb else None
     ref = _reference(ws, bs, ms, cs, fb, x.astype(np.float64), t.astype(np.float64),
                      boundaries=boundaries, label=label, bootstrap=bootstrap,
-                     kappa=rule.predictor_lr_scale)
+                     kappa=rule.options.predictor_lr_scale)
     _, ups = rule.compute(net, x, t, Schedule(net.ledger, IDEAL.cost))
     SGD(lr=LR, lr_aux=LR_AUX).apply(ups)
     got = {f"W{l}": (la.w, la.b) for l, la in enumerate(net.layers)}
@@ -232,10 +232,10 @@ def test_predictors_live_on_arrays_and_are_charged_and_checkpointed():
     ("dni", {"feedback_scale": 0}, "feedback_scale"),
     ("dni", {"headroom": 0.5}, "headroom"),
     ("dni", {"predictor_lr_scale": -1}, "predictor_lr_scale"),
-    ("dni", {"blocks": 2}, "bad option"),
+    ("dni", {"blocks": 2}, "is unknown"),
     ("hybrid", {"blocks": 0}, "blocks"),
     ("hybrid", {"blocks": 1.5}, "blocks"),
-    ("hybrid", {"target": "feedback"}, "bad option"),
+    ("hybrid", {"target": "feedback"}, "is unknown"),
 ])
 def test_bad_options_raise(name, options, match):
     with pytest.raises(ValueError, match=match):

@@ -232,7 +232,7 @@ def test_step_units_train_by_the_delta_rule():
 @pytest.mark.parametrize("options,match", [
     ({"top": "gradient"}, "top = 'gradient'"), ({"inverse": "pinv"}, "inverse = 'pinv'"),
     ({"noise": -0.1}, "noise"), ({"top_lr": float("nan")}, "top_lr"),
-    ({"top_lr": True}, "top_lr"), ({"headroom": 0.5}, "headroom"), ({"lr": 0.1}, "bad option")])
+    ({"top_lr": True}, "top_lr"), ({"headroom": 0.5}, "headroom"), ({"lr": 0.1}, "is unknown")])
 @pytest.mark.parametrize("name", ["tp", "dtp"])
 def test_bad_options_raise(name, options, match):
     with pytest.raises(ValueError, match=match):
