@@ -401,12 +401,12 @@ def dumps_toml(obj: Any, *, comment: str | None = None) -> str:
 
 
 def parse_literal(text: str) -> Any:
-    """A TOML literal; a bare word (``stochastic``) is taken as a string."""
+    """A TOML literal; a bare word (``stochastic``) or path (``nets/a.toml``) is a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         word = text.strip()
-        if word and all(c.isalnum() or c in "_-" for c in word):
+        if word and all(c.isalnum() or c in "_-./" for c in word):
             return word
         raise
 

@@ -116,6 +116,7 @@ def test_overrides_apply_together_and_name_the_override():
     with pytest.raises(ValueError, match=r"is not a TOML literal"):
         apply_overrides(out, ["name=[1,"])
     assert parse_literal("inf") == float("inf") and parse_literal("soft") == "soft"
+    assert parse_literal("nets/a.toml") == "nets/a.toml" and parse_literal("1.5") == 1.5
 
 
 def test_docs_come_from_the_declarations():
