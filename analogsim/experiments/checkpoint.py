@@ -10,7 +10,8 @@ trainer and training ``1`` more, to the last bit:
   strategies (probe readout and counters, shadow weights, twin arrays); biases; activation
   θ — and the network's own generator (stochastic units, noise injection);
 * the rule's modules (feedback matrices, TP/DTP inverses, DNI predictors);
-* the optimizer's learning rates (SGD has no other state);
+* the optimizer's learning rates and the analog update algorithm's per-layer state (the
+  ``mixed_precision`` accumulators χ);
 * the trainer's staleness queue: updates computed but not yet applied;
 * the cost ledger (every scope's counts), the runner's accounting and epoch records;
 * the run configuration (hardware, model, train) and the number of epochs done.
@@ -23,6 +24,10 @@ One ``.npz`` archive (``numpy.savez``, uncompressed) read with ``allow_pickle=Fa
     :meth:`Network.state_dict` arrays (``net.layer0.array.gp``, ``net.net.rng`` …).
 ``rule.<key>``
     :meth:`Rule.state_dict` arrays (``rule.B0.array.gp``, ``rule.g1.b`` …).
+``opt.<target>.<key>``
+    :meth:`AnalogOptimizer.state_dict <analogsim.rules.optimizers.AnalogOptimizer.state_dict>`
+    arrays by update target (``opt.net.layer0.chi``, ``opt.rule.g1.chi``); only layers that
+    have received an update hold state.
 ``queue.<i>.<j>.x``, ``queue.<i>.<j>.delta``, ``queue.<i>.<j>.grad_eps``
     Pending update ``j`` of step ``i`` (oldest first) of the staleness queue.
 ``__meta__``
@@ -120,6 +125,8 @@ def state_arrays(trainer: Trainer) -> dict[str, np.ndarray]:
     """
     out = {f"net.{k}": np.asarray(v) for k, v in trainer.net.state_dict().items()}
     out.update({f"rule.{k}": np.asarray(v) for k, v in trainer.rule.state_dict().items()})
+    out.update({f"opt.{k}": v for k, v in
+                trainer.opt.optimizer.state_dict(_targets(trainer)).items()})
     return out
 
 
@@ -269,6 +276,14 @@ def _check_config(path, meta: dict, hw: HardwareConfig, model: ModelConfig,
         _fail(path, f"was saved with different hardware (sections {diff}); allowed: the "
                     "hardware config it was saved with")
     saved_train = {k: v for k, v in conf["train"].items() if k not in _RESUMABLE_CHANGES}
+    for f in dataclasses.fields(TrainConfig):
+        # A field added after the file was written (e.g. `optimizer`): the saved run had
+        # the behaviour its default keeps.
+        value = getattr(cfg, f.name)
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        if f.name not in conf["train"] and f.name not in _RESUMABLE_CHANGES \
+                and value == default:
+            saved_train[f.name] = _plain(value)
     given = {k: v for k, v in _plain(cfg.to_dict()).items() if k not in _RESUMABLE_CHANGES}
     diff = _diff(given, saved_train)
     if diff:
@@ -286,10 +301,17 @@ def _check_config(path, meta: dict, hw: HardwareConfig, model: ModelConfig,
     return sizes[0], sizes[-1]
 
 
-def _expected(template: dict[str, np.ndarray], key: str) -> np.ndarray | None:
-    """Template array for ``key``, or for an optional probe readout the shape it must have."""
+def _expected(template: dict[str, np.ndarray], key: str,
+              trainer: Trainer | None = None) -> np.ndarray | None:
+    """Template array for ``key``, or for an optional probe readout or optimizer state (held
+    only by layers that were updated) the shape it must have."""
     if key in template:
         return template[key]
+    if key.startswith("opt.") and trainer is not None:
+        parts = key[4:].split(".")  # opt.<net.layerN | rule.M>.<state key, may hold dots>
+        target, name = ".".join(parts[:2]), ".".join(parts[2:])
+        layer = _layers_by_name(trainer).get(target)
+        return None if layer is None else trainer.opt.optimizer.template(layer, name)
     if key.endswith(".transpose.readout"):
         gp = template.get(key[: -len("transpose.readout")] + "array.gp")
         if gp is not None:
@@ -297,14 +319,22 @@ def _expected(template: dict[str, np.ndarray], key: str) -> np.ndarray | None:
     return None
 
 
-def _check_arrays(path, arrays: dict[str, np.ndarray], template: dict[str, np.ndarray]) -> None:
+def _layers_by_name(trainer: Trainer) -> dict[str, object]:
+    """Target name → layer or rule module (the inverse of :func:`_targets`)."""
+    out = {f"net.layer{i}": layer for i, layer in enumerate(trainer.net.layers)}
+    out.update({f"rule.{name}": mod for name, mod in trainer.rule.modules().items()})
+    return out
+
+
+def _check_arrays(path, arrays: dict[str, np.ndarray], template: dict[str, np.ndarray],
+                  trainer: Trainer | None = None) -> None:
     state_keys = {k for k in arrays if not k.startswith("queue.")}
     missing = sorted(k for k in set(template) - state_keys)
     if missing:
         _fail(path, f"is missing arrays {missing[:5]}{' …' if len(missing) > 5 else ''} of the "
                     "rebuilt trainer (was it saved from a different rule or model?)")
     for key in sorted(state_keys):
-        ref = _expected(template, key)
+        ref = _expected(template, key, trainer)
         if ref is None:
             _fail(path, f"has an unexpected array {key!r}; allowed: the rebuilt trainer's "
                         "state arrays")
@@ -313,7 +343,8 @@ def _check_arrays(path, arrays: dict[str, np.ndarray], template: dict[str, np.nd
             _fail(path, f"array {key!r} has shape {val.shape} and dtype {val.dtype}; allowed: "
                         f"shape {ref.shape} and dtype {ref.dtype}")
         if val.dtype.kind == "f":
-            _check_finite(path, key, val, template.get(key))
+            _check_finite(path, key, val, template.get(key, ref if key.startswith("opt.")
+                                                       else None))
 
 
 def _check_finite(path, key: str, val: np.ndarray, ref: np.ndarray | None) -> None:
@@ -435,11 +466,14 @@ def load(path: str | os.PathLike, hw: HardwareConfig, model: ModelConfig,
     trainer = build_run(hw, model, cfg, n_in, n_out)
     template = {f"net.{k}": np.asarray(v) for k, v in trainer.net.state_dict().items()}
     template.update({f"rule.{k}": np.asarray(v) for k, v in trainer.rule.state_dict().items()})
-    _check_arrays(path, arrays, template)
+    _check_arrays(path, arrays, template, trainer)
     try:
         trainer.net.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})
         trainer.rule.load_state_dict({k[5:]: v for k, v in arrays.items()
                                       if k.startswith("rule.")})
+        trainer.opt.optimizer.load_state_dict(
+            {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
+            _layers_by_name(trainer))
         opt = meta.get("opt")
         if not isinstance(opt, dict):
             _fail(path, "metadata 'opt' (learning rates) is missing")

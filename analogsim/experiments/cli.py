@@ -24,8 +24,8 @@ from typing import Any
 
 from ..fields import parse_override, spec_of
 from ..hardware.presets import PRESET_NOTES, PRESETS
-from ..rules import RULES
-from .data import DATASETS
+from ..rules import OPTIMIZERS, RULES
+from .data import DATA_DIR_ENV, DATASETS, SYSTEM_DATA_ROOT
 from .models import model_presets
 from .points import RUN_KEYS, Run, execute, resolve_point
 from .runner import TRANSPOSES, TrainConfig
@@ -72,12 +72,15 @@ def _add_run_options(p: argparse.ArgumentParser, model: str) -> None:
     p.add_argument("--model", metavar="NAME|FILE", help="network preset (see `analogsim "
                    f"presets`) or a model TOML file (default: {model})")
     p.add_argument("--dataset", choices=list(DATASETS), help=_field_help("dataset"))
-    p.add_argument("--data-dir", metavar="DIR", help=_field_help("data_dir"))
+    p.add_argument("--data-dir", metavar="DIR", help=_field_help("data_dir") + " (default: "
+                   f"${DATA_DIR_ENV}, then for fashion {SYSTEM_DATA_ROOT}/fashion-mnist, where "
+                   "`make data` installs it)")
     p.add_argument("--transpose", choices=list(TRANSPOSES), help=_field_help("transpose"))
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override any run parameter: hardware field (noise.read_noise=0.05 or "
                    "hw.adc.bits=6), model field (model.hidden=relu), training field "
-                   "(train.lr=0.1) or rule option (rule.feedback=digital); repeatable, wins "
+                   "(train.lr=0.1), rule option (rule.feedback=digital) or optimizer option "
+                   "(optimizer.threshold=2); repeatable, wins "
                    "over the flags; values are TOML literals (bare words are strings)")
 
 
@@ -92,9 +95,12 @@ def _add_train(sub: Any) -> None:
             "--json",
             "analogsim train --rule bp --hardware rram --transpose shadow "
             "--set noise.read_noise=0.05",
-            "analogsim train --rule fa --model my-net.toml --set model.hidden=relu --lr 0.1"))
+            "analogsim train --rule fa --model my-net.toml --set model.hidden=relu --lr 0.1",
+            "analogsim train --rule dfa --hardware pcm --optimizer mixed_precision "
+            "--set optimizer.threshold=1"))
     p.add_argument("--rule", choices=list(RULES), default=TrainConfig.rule,
                    help=_field_help("rule"))
+    p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=_field_help("optimizer"))
     p.add_argument("--hardware", metavar="PRESET|FILE", default="ideal",
                    help="hardware preset (" + ", ".join(PRESETS) + ") or a hardware TOML file "
                    "(default: ideal)")

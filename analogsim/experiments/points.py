@@ -12,7 +12,7 @@ Keys
 ``model``
     network preset name or TOML file (default ``"digits-small"``).
 ``rule``, ``dataset``, ``data_dir``, ``epochs``, ``batch_size``, ``lr``, ``lr_eps``,
-``lr_aux``, ``seed``, ``transpose``, ``refresh``, ``staleness``
+``lr_aux``, ``seed``, ``transpose``, ``refresh``, ``staleness``, ``optimizer``
     fields of :class:`~analogsim.experiments.runner.TrainConfig` (``train.<field>`` works too).
 ``hw.<section>.<field>`` (or just ``<section>.<field>``)
     one hardware field, e.g. ``hw.noise.read_noise``; ``"none"`` sets an optional field to
@@ -21,6 +21,9 @@ Keys
     one :class:`~analogsim.layers.network.ModelConfig` field, e.g. ``model.hidden``.
 ``rule.<option>``
     a constructor option of the rule, e.g. ``rule.feedback = "digital"``.
+``optimizer``, ``optimizer.<option>``
+    the analog update algorithm (a TrainConfig field, default ``"sgd"``) and one of its
+    options, e.g. ``optimizer.threshold = 2``.
 ``alignment``
     ``true``: after every epoch record the angle between the rule's weight updates and the
     true gradient (:func:`analogsim.experiments.plots.alignment_angles`, on a copy; the run
@@ -60,7 +63,7 @@ from ..hardware.presets import PRESETS, get_preset
 from ..hardware.toml_io import load_hardware
 from ..layers.activations import SmoothReLU
 from ..layers.network import ModelConfig
-from ..rules import rule_options
+from ..rules import optimizer_options, rule_options
 from .data import Dataset, load_dataset, onehot
 from .models import MODEL_FIELDS, apply_model_overrides, load_model
 from .runner import TrainConfig, build_run, train
@@ -93,8 +96,10 @@ class Run:
         check_fields(self, "")  # the run keys are plain: `alignment`, not `run.alignment`
 
 
-#: TrainConfig fields settable as plain keys (``rule_options`` goes through ``rule.<opt>``).
-TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name != "rule_options")
+#: TrainConfig fields settable as plain keys (``rule_options`` goes through ``rule.<opt>``,
+#: ``optimizer_options`` through ``optimizer.<opt>``).
+TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig)
+                   if f.name not in ("rule_options", "optimizer_options"))
 #: The measurements a run may add (declared fields of :class:`Run`).
 MEASURES = tuple(specs(Run))
 #: Defaults of the keys that are not TrainConfig fields.
@@ -105,8 +110,8 @@ RUN_KEYS = ("hardware", "model", *TRAIN_KEYS, *MEASURES)
 #: Every hardware field as a dotted key (``name``, ``adc.bits``, ...).
 HW_KEYS = tuple(field_names(HardwareConfig))
 #: The dotted forms, listed when a plain key is unknown.
-_PATTERNS = ("hw.<section>.<field>", "model.<field>", "rule.<option>", "train.<field>",
-             "a bundle 'a+b'")
+_PATTERNS = ("hw.<section>.<field>", "model.<field>", "rule.<option>", "optimizer.<option>",
+             "train.<field>", "a bundle 'a+b'")
 
 
 def expand_bundles(point: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,14 +156,18 @@ def _namespace(key: str) -> tuple[str, str, Sequence[str] | None]:
         return "model", "model.", MODEL_FIELDS
     if head == "rule":
         return "rule", "rule.", None
+    if head == "optimizer":
+        return "optimizer", "optimizer.", None
     if head in HardwareConfig.SECTIONS:  # `--set noise.read_noise=…`: the `hw.` left out
         return "hw", "", HW_KEYS
     return "run", "", RUN_KEYS
 
 
 def _sort_keys(point: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Split keys by namespace (``run``, ``hw``, ``model``, ``rule``), refusing unknown ones."""
-    out: dict[str, dict[str, Any]] = {"run": {}, "hw": {}, "model": {}, "rule": {}}
+    """Split keys by namespace (``run``, ``hw``, ``model``, ``rule``, ``optimizer``),
+    refusing unknown ones."""
+    out: dict[str, dict[str, Any]] = {"run": {}, "hw": {}, "model": {}, "rule": {},
+                                      "optimizer": {}}
     for key, value in expand_bundles(point).items():
         space, prefix, names = _namespace(key)
         name = key[len(prefix):]
@@ -180,14 +189,15 @@ def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     return table
 
 
-def _rule_options(rule: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``rule.<option>`` values checked by the rule's declared ``Options`` (TOML conventions:
+def _rule_options(rule: str, options: dict[str, Any], kind: str = "rule") -> dict[str, Any]:
+    """``rule.<option>`` (or with ``kind = "optimizer"`` ``optimizer.<option>``) values
+    checked by the declared ``Options`` of the rule or optimizer (TOML conventions:
     ``"none"`` is None, an integer for a float field is a float)."""
-    declared = rule_options(rule)
+    declared = rule_options(rule) if kind == "rule" else optimizer_options(rule)
     names = [f.name for f in dataclasses.fields(declared) if f.init]
     for name in options:
         if name not in names:
-            raise unknown_key(f"{WHERE}: rule {rule!r}", name, names or ["(no options)"],
+            raise unknown_key(f"{WHERE}: {kind} {rule!r}", name, names or ["(no options)"],
                               what="option")
     checked = from_mapping(declared, options, where=WHERE)
     return {name: getattr(checked, name) for name in options}
@@ -237,6 +247,9 @@ def resolve_point(point: Mapping[str, Any]) -> Run:
     cfg = from_mapping(TrainConfig, plain, where=WHERE)
     if keys["rule"]:
         cfg = dataclasses.replace(cfg, rule_options=_rule_options(cfg.rule, keys["rule"]))
+    if keys["optimizer"]:
+        cfg = dataclasses.replace(cfg, optimizer_options=_rule_options(
+            cfg.optimizer, keys["optimizer"], kind="optimizer"))
     return Run(hw, model, cfg, **measure)
 
 

@@ -30,7 +30,7 @@ from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
 from ..kernels import kernel_threads
 from ..layers.network import ModelConfig, Network, build_network, hidden_activation
-from ..rules import RULES, SGD, Trainer, get_rule
+from ..rules import OPTIMIZERS, RULES, SGD, Trainer, get_optimizer, get_rule
 from ..seeding import derive_rng
 from .data import Dataset, load_dataset, onehot
 
@@ -70,6 +70,12 @@ class TrainConfig:
     rule_options: dict = param(default_factory=dict, hash=False,
                                allowed="a table of rule options",
                                doc="options of the rule (`rule.<option>` keys)")
+    optimizer: str = param("sgd", choices=tuple(OPTIMIZERS), doc="analog update algorithm: "
+                           "how each analog layer's update reaches its conductances "
+                           "(docs/rules.md, Analog update algorithms)")
+    optimizer_options: dict = param(default_factory=dict, hash=False,
+                                    allowed="a table of optimizer options",
+                                    doc="options of the optimizer (`optimizer.<option>` keys)")
     data_dir: str | None = param(None, kind="str", optional=True, doc="directory holding the "
                                  "IDX files of the data sets mnist and fashion")
 
@@ -110,7 +116,9 @@ def build_run(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, n_in: in
     net = build_network(model, hw, seed=cfg.seed, transpose=transpose, refresh=cfg.refresh,
                         zero_hidden_init=zero)
     rule.build(net)
-    return Trainer(net, rule, SGD(cfg.lr, cfg.lr_eps, cfg.lr_aux), staleness=cfg.staleness)
+    opt = get_optimizer(cfg.optimizer, **cfg.optimizer_options)
+    return Trainer(net, rule, SGD(cfg.lr, cfg.lr_eps, cfg.lr_aux, optimizer=opt),
+                   staleness=cfg.staleness)
 
 
 def _zero_hidden_init(want: bool | str, model: ModelConfig) -> bool:

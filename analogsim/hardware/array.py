@@ -2,11 +2,12 @@
 
 A :class:`CrossbarArray` stores an ``n_out × n_in`` weight matrix as differential pairs of
 normalised conductances ``w = w_max (G+ - G-)`` split over tiles of ``tile.rows`` inputs ×
-``tile.cols`` outputs, and offers exactly three physical operations:
+``tile.cols`` outputs, and offers exactly four physical operations:
 
 ``program(w)``              write-verify programming (noise, levels, stuck cells)
 ``mvm(x)``                  a forward read ``y ≈ W x`` through DAC → array → noise → ADC
 ``pulse_update(x, d, lr)``  an in-place rank-``B`` pulse update ``ΔW ≈ -lr Dᵀ X``
+``pulse_cells(n)``          ``n_ij`` whole pulses per cell (mixed-precision programming)
 
 plus ``advance_clock(seconds)`` for drift. **There is no transposed read** and no method that
 returns the stored weights: ``Wᵀ δ`` is obtained only through a strategy in
@@ -345,6 +346,70 @@ class CrossbarArray:
                                        dac_conversions=x.shape[0] * (self.n_in + self.n_out))
         for lst in self._listeners:
             lst.on_update(x, d, float(lr))
+
+    def pulse_cells(self, counts: np.ndarray, *, ledger: Ledger | None = None) -> None:
+        """Apply ``|n_ij|`` whole pulses to cell ``(i, j)``: UP where ``n_ij > 0``, DOWN where
+        ``n_ij < 0`` (the cell-by-cell programming of mixed-precision training).
+
+        Each pulse goes through the device model once, as in :meth:`pulse_update`: soft or
+        hard bounds, asymmetry, device-to-device steps, a fresh cycle-to-cycle factor per
+        pulse, stuck devices. The counts are exact (no rounding), so the expected weight
+        change of a cell on a linear device is ``n_ij Δw_min`` (device units).
+
+        Parameters
+        ----------
+        counts : integer ndarray (n_out, n_in)
+            Signed pulse counts, ``|n_ij| ≤ 2**24``.
+        ledger : Ledger, optional
+            Where to charge (default: the array's).
+
+        Notes
+        -----
+        Charged: ``write_pulses = Σ |n_ij|`` and ``update_cycles`` for row-wise programming —
+        one input line at a time with all its cells in parallel, UP and DOWN pulses in
+        separate slots, the input tiles in parallel: ``max_k Σ_{j ∈ J_k} (max_i n⁺_ij +
+        max_i n⁻_ij)``. Nothing is converted (the pulse enables are digital). Listeners
+        receive the intended change ``ΔW = n Δw_min`` as the equivalent rank-``n_in`` update
+        ``on_update(I, -(n Δw_min)ᵀ, 1)`` (a twin array gets it one input line per sample,
+        so its own cap of ``bl · n_in`` pulses per cell applies).
+        """
+        counts = self._check_counts(counts)
+        dev = self.hw.device
+        peak = int(np.max(np.abs(counts), initial=0))
+        n_pulses = 0
+        if peak > 0:
+            # dw_min = 1 and integer Δw: the kernel's stochastic rounding has nothing to round
+            # (a - floor(a) = 0), so each cell gets exactly its count; the device step comes
+            # from α, not from dw_min.
+            n_pulses, _ = pulse_update_expected(
+                self._gp, self._gm, counts.astype(np.float32), alpha_up=self._alpha_up,
+                alpha_down=self._alpha_down, frozen_p=self._frozen_p, frozen_m=self._frozen_m,
+                dw_min=1.0, soft=dev.bounds == "soft", ctoc=dev.ctoc, max_pulses=peak,
+                key=self._update_key, counter=self._update_counter)
+        self._update_counter += 1
+        self._w_cache = None
+        up = np.maximum(counts, 0).max(axis=0) + np.maximum(-counts, 0).max(axis=0)
+        cycles = max(int(up[a:b].sum()) for a, b in zip(self._in_starts[:-1],
+                                                         self._in_starts[1:], strict=True))
+        (ledger or self.ledger).charge(write_pulses=int(n_pulses), update_cycles=cycles)
+        if self._listeners and peak > 0:
+            eye = np.eye(self.n_in, dtype=np.float32)
+            d = np.ascontiguousarray((counts * -dev.dw_min).T.astype(np.float32))
+            for lst in self._listeners:
+                lst.on_update(eye, d, 1.0)
+
+    def _check_counts(self, counts: object) -> np.ndarray:
+        if not isinstance(counts, np.ndarray) or counts.dtype.kind not in "iu":
+            raise TypeError("counts must be an integer numpy.ndarray, got "
+                            f"{type(counts).__name__}"
+                            + (f" of {counts.dtype}" if isinstance(counts, np.ndarray) else ""))
+        if counts.shape != self.shape:
+            raise ValueError(f"counts.shape = {counts.shape} is invalid; allowed: {self.shape}")
+        counts = counts.astype(np.int64)
+        if counts.size and int(np.max(np.abs(counts))) > 1 << 24:
+            raise ValueError(f"counts has max|n| = {int(np.max(np.abs(counts)))}; allowed: "
+                             "|n| <= 2**24 pulses per cell and call")
+        return counts
 
     def _expected_update(self, x: np.ndarray, d: np.ndarray, lr: float, peak_x: float,
                          peak_d: float, common: dict) -> tuple[int, int]:

@@ -121,8 +121,15 @@ class _Linear:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ update
-    def update(self, x: np.ndarray, delta: np.ndarray, lr: float) -> None:
-        """Apply ``W ← W - lr·δᵀx`` and ``b ← b - lr·Σ_batch δ`` (δ = ∂E/∂u, shape (B, n_out))."""
+    def update(self, x: np.ndarray, delta: np.ndarray, lr: float, *,
+               optimizer: object | None = None) -> None:
+        """Apply ``W ← W - lr·δᵀx`` and ``b ← b - lr·Σ_batch δ`` (δ = ∂E/∂u, shape (B, n_out)).
+
+        ``optimizer``: an analog update algorithm (:mod:`analogsim.rules.optimizers`) that
+        decides how an analog layer's weight change reaches its conductances, called as
+        ``optimizer.step(layer, x, delta, lr)``; None is the direct pulse update. Digital
+        layers ignore it (their float32 step is exact already). The bias is always digital.
+        """
         lr = _check_lr(lr)
         x = check_batch("x", x, self.n_in)
         delta = check_batch("delta", delta, self.n_out)
@@ -131,13 +138,14 @@ class _Linear:
                              f"{x.shape[0]}; allowed: the same batch size")
         if lr == 0.0:
             return
-        self._update_weights(x, delta, lr)
+        self._update_weights(x, delta, lr, optimizer)
         if self.has_bias:
             self.b -= np.float32(lr) * delta.sum(axis=0)
             self._periphery.charge(digital_adds=delta.size + self.n_out,
                                    digital_mults=self.n_out)
 
-    def _update_weights(self, x: np.ndarray, delta: np.ndarray, lr: float) -> None:
+    def _update_weights(self, x: np.ndarray, delta: np.ndarray, lr: float,
+                        optimizer: object | None = None) -> None:
         raise NotImplementedError
 
     def backward_input(self, delta: np.ndarray) -> np.ndarray:
@@ -178,7 +186,7 @@ class DigitalLinear(_Linear):
         self.ledger.child("forward").charge(digital_macs=n, mem_bytes=self.w.nbytes)
         return x @ self.w.T
 
-    def _update_weights(self, x, delta, lr):
+    def _update_weights(self, x, delta, lr, optimizer=None):
         self.w -= np.float32(lr) * (delta.T @ x)
         self.ledger.child("update").charge(digital_macs=x.shape[0] * self.w.size,
                                            digital_adds=self.w.size, mem_bytes=2 * self.w.nbytes)
@@ -250,18 +258,42 @@ class AnalogLinear(_Linear):
                                             ledger=self.ledger.child("transpose"))
         self.array.program(self._w0 / self.scale)
         del self._w0
+        # Further arrays whose reads are added to this one's (tiki-taka's fast array).
+        self._read_terms: list[tuple[object, np.float32]] = []
 
     @property
     def transpose_kind(self) -> str | None:
         return None if self.transpose is None else self.transpose.kind
 
+    def add_read_term(self, array, gain: float) -> None:
+        """Hold part of the weight on another forward-only ``array`` of the same shape:
+        from now on every read returns ``s (W_dev x + Σ_k γ_k A_k x)``, each array read
+        through its own DAC/ADC path (charged to its own ledger) and the results combined
+        digitally (one multiply and one add per output and term). Used by analog update
+        algorithms that split a weight over several arrays (tiki-taka's ``W = γA + C``);
+        a transpose strategy would see only ``W_dev``, so a layer with one refuses."""
+        if self.transpose is not None:
+            raise ValueError(f"{self.name}: its weight cannot be split over several arrays "
+                             f"while transpose = {self.transpose.kind!r} emulates Wᵀ of one "
+                             "array only; allowed: a rule that needs no Wᵀδ, or an optimizer "
+                             "that keeps the weight on one array (sgd, mixed_precision)")
+        if getattr(array, "shape", None) != self.shape:
+            raise ValueError(f"{self.name}: a read term must have shape {self.shape}")
+        self._read_terms.append((array, np.float32(gain)))
+
     def read(self, x: np.ndarray) -> np.ndarray:
         y = self.array.mvm(x)
+        for arr, gain in self._read_terms:
+            y += gain * arr.mvm(x)
+            self._periphery.charge(digital_mults=y.size, digital_adds=y.size)
         y *= self.scale
         self._periphery.charge(digital_mults=y.size)
         return y
 
-    def _update_weights(self, x, delta, lr):
+    def _update_weights(self, x, delta, lr, optimizer=None):
+        if optimizer is not None:
+            optimizer.step(self, x, delta, lr)
+            return
         self.array.pulse_update(x, delta, lr / float(self.scale))
 
     def backward_input(self, delta: np.ndarray) -> np.ndarray:

@@ -6,17 +6,23 @@ forward-only arrays natively. See docs/rules.md for the equations, costs and pit
 Each rule declares its options once, as the fields of its ``Options`` dataclass
 (:func:`analogsim.fields.param`: default, allowed values, one-line doc); :func:`get_rule`
 validates them and :func:`rule_options` hands the declaration to the docs generator.
+
+How an analog layer's update reaches its conductances is the *optimizer*'s business
+(:mod:`.optimizers`, :data:`OPTIMIZERS`: ``sgd``, ``mixed_precision``), orthogonal to the
+rule.
 """
 
 from __future__ import annotations
 
 from .base import SGD, Rule, Schedule, StepResult, Trainer, Update
 from .feedback import BP, DFA, DRTP, FA, IFA
+from .optimizers import OPTIMIZERS, AnalogOptimizer, get_optimizer, optimizer_options
 from .synthetic import DNI, Hybrid
 from .target import DTP, TP
 
 __all__ = ["RULES", "get_rule", "rule_options", "Rule", "SGD", "Schedule", "StepResult",
-           "Trainer", "Update"]
+           "Trainer", "Update", "OPTIMIZERS", "AnalogOptimizer", "get_optimizer",
+           "optimizer_options"]
 
 RULES: dict[str, type[Rule]] = {"bp": BP, "fa": FA, "dfa": DFA, "ifa": IFA, "drtp": DRTP,
                                 "tp": TP, "dtp": DTP, "dni": DNI, "hybrid": Hybrid}

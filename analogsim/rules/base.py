@@ -28,6 +28,7 @@ from ..kernels import blas_single_thread
 from ..layers.activations import NotDifferentiableError, SmoothReLU
 from ..layers.network import Network
 from ..seeding import check_seed, derive_seed
+from .optimizers import AnalogOptimizer, DirectPulse
 
 __all__ = ["Update", "SGD", "Schedule", "Rule", "Trainer", "StepResult", "act_deriv",
            "check_lr", "OPTION_OWNER"]
@@ -134,18 +135,29 @@ class SGD:
         Learning rate of the smooth activation's ε (through its θ rule).
     lr_aux : float
         Learning rate of auxiliary modules (TP/DTP inverses, DNI predictors).
+    optimizer : AnalogOptimizer, optional
+        How the weight change of every analog layer — forward layers and the auxiliary
+        modules that receive updates alike — reaches its conductances
+        (:mod:`analogsim.rules.optimizers`); default ``sgd``, the direct pulse update.
+        Digital layers take their exact float32 step whatever it is.
     """
 
-    def __init__(self, lr: float = 0.05, lr_eps: float = 0.01, lr_aux: float = 0.01) -> None:
+    def __init__(self, lr: float = 0.05, lr_eps: float = 0.01, lr_aux: float = 0.01,
+                 optimizer: AnalogOptimizer | None = None) -> None:
         self.lr = check_lr("lr", lr)
         self.lr_eps = check_lr("lr_eps", lr_eps)
         self.lr_aux = check_lr("lr_aux", lr_aux)
+        if optimizer is not None and not isinstance(optimizer, AnalogOptimizer):
+            raise TypeError(f"optimizer must be an AnalogOptimizer, got "
+                            f"{type(optimizer).__name__}")
+        self.optimizer = optimizer if optimizer is not None else DirectPulse()
 
     def apply(self, updates: Sequence[Update], sched: Schedule | None = None) -> None:
         for up in updates:
             cm = sched.op(f"upd:{up.name}", (up.after,)) if sched else contextlib.nullcontext()
             with cm:
-                up.target.update(up.x, up.delta, self.lr_aux if up.aux else self.lr)
+                up.target.update(up.x, up.delta, self.lr_aux if up.aux else self.lr,
+                                 optimizer=self.optimizer)
                 if up.grad_eps is not None and self.lr_eps > 0:
                     act = up.target.act
                     act.apply_theta_update(act.theta_update(up.grad_eps, self.lr_eps))

@@ -312,3 +312,67 @@ def test_checkpoint_from_before_a_new_field_loads_where_the_field_is_at_its_defa
     pcm_noise = replace_field(HW, "noise.read_noise_model", "pcm")
     with pytest.raises(ValueError, match=r"different hardware \(sections \['noise'\]\)"):
         ck.load(old, pcm_noise, MODEL, cfg)
+
+
+def test_mixed_precision_resume_restores_the_accumulators_bit_exactly(tmp_path: Path,
+                                                                      digits) -> None:
+    """χ of every updated analog layer (DTP: forward layers and inverses) is saved as
+    ``opt.<target>.chi`` and restored; without it the resumed run differs."""
+    kw = {"optimizer": "mixed_precision", "optimizer_options": {"threshold": 1.5}}
+    path = tmp_path / "run.npz"
+    straight = _trained(_cfg("dtp", 2, **kw), digits)
+    ck.train_with_checkpoints(HW, MODEL, _cfg("dtp", 1, **kw), path, dataset=digits)
+    trainer, meta = ck.load(path, HW, MODEL, _cfg("dtp", 2, **kw))
+    chi = {k for k in _state(trainer) if k.startswith("opt.")}
+    assert {"opt.net.layer0.chi", "opt.net.layer1.chi"} <= chi
+    assert any(k.startswith("opt.rule.") for k in chi)  # the inverses get updates too
+    assert any(np.any(_state(trainer)[k] != 0) for k in chi)
+    resumed = _trained(_cfg("dtp", 2, **kw), digits, trainer=trainer,
+                       start_epoch=meta["epoch"], progress=meta["progress"])
+    _assert_same_run(straight, resumed)
+    trainer, meta = ck.load(path, HW, MODEL, _cfg("dtp", 2, **kw))
+    trainer.opt.optimizer._states.clear()  # drop χ only
+    lost = _trained(_cfg("dtp", 2, **kw), digits, trainer=trainer, start_epoch=1,
+                    progress=meta["progress"])
+    with pytest.raises(AssertionError):
+        _assert_same_run(straight, lost)
+
+
+def test_optimizer_state_is_checked_on_load(tmp_path: Path, digits) -> None:
+    cfg = _cfg("dfa", 1, optimizer="mixed_precision")
+    path = tmp_path / "run.npz"
+    ck.train_with_checkpoints(HW, MODEL, cfg, path, dataset=digits)
+    bad = _rewrite(path, tmp_path / "bad.npz", lambda a, m: a.update(
+        {"opt.net.layer0.chi": np.zeros((3, 3), np.float32)}))
+    with pytest.raises(ValueError, match=r"opt\.net\.layer0\.chi.*shape"):
+        ck.load(bad, HW, MODEL, cfg)
+    bad = _rewrite(path, tmp_path / "bad2.npz", lambda a, m: a.update(
+        {"opt.net.layer9.chi": np.zeros((3, 3), np.float32)}))
+    with pytest.raises(ValueError, match=r"unexpected array 'opt\.net\.layer9\.chi'"):
+        ck.load(bad, HW, MODEL, cfg)
+    with pytest.raises(ValueError, match=r"different train config \(fields \['optimizer'"):
+        ck.load(path, HW, MODEL, _cfg("dfa", 1))
+
+
+def test_checkpoint_from_before_the_optimizer_field_loads_with_sgd(tmp_path: Path,
+                                                                   saved) -> None:
+    path, cfg = saved
+    old = _rewrite(path, tmp_path / "old.npz", lambda a, m: [
+        m["config"]["train"].pop(k) for k in ("optimizer", "optimizer_options")])
+    ck.load(old, HW, MODEL, cfg)
+    with pytest.raises(ValueError, match=r"different train config \(fields \['optimizer'"):
+        ck.load(old, HW, MODEL, dataclasses.replace(cfg, optimizer="mixed_precision"))
+
+
+def test_tiki_taka_resume_restores_the_fast_arrays_bit_exactly(tmp_path: Path,
+                                                                digits) -> None:
+    kw = {"optimizer": "tiki_taka", "optimizer_options": {"transfer_every": 3}}
+    path = tmp_path / "run.npz"
+    straight = _trained(_cfg("dfa", 2, **kw), digits)
+    ck.train_with_checkpoints(HW, MODEL, _cfg("dfa", 1, **kw), path, dataset=digits)
+    trainer, meta = ck.load(path, HW, MODEL, _cfg("dfa", 2, **kw))
+    keys = set(_state(trainer))
+    assert {"opt.net.layer0.A.gp", "opt.net.layer1.count"} <= keys
+    resumed = _trained(_cfg("dfa", 2, **kw), digits, trainer=trainer,
+                       start_epoch=meta["epoch"], progress=meta["progress"])
+    _assert_same_run(straight, resumed)

@@ -11,7 +11,9 @@ import pytest
 
 from analogsim.experiments import data as data_module
 from analogsim.experiments.data import (
+    DATA_DIR_ENV,
     Dataset,
+    find_idx_dir,
     load_dataset,
     load_digits,
     load_idx_dir,
@@ -230,12 +232,167 @@ def test_idx_dir_errors(tmp_path):
         load_idx_dir(tmp_path, n_val=6)
     with pytest.raises(ValueError, match="kind = 'emnist'"):
         load_idx_dir(tmp_path, kind="emnist")
-    with pytest.raises(ValueError, match="needs data_dir"):
-        load_dataset("fashion")
     bad = tmp_path / "t10k-labels-idx1-ubyte"
     bad.write_bytes(_idx_bytes(2049, (3,), bytes([1, 2, 12])))
     with pytest.raises(ValueError, match="label 12 is invalid"):
         load_idx_dir(tmp_path, n_val=2)
+
+
+# --------------------------------------------------------------------------- finding IDX files
+
+
+@pytest.fixture
+def no_data(monkeypatch, tmp_path):
+    """No $ANALOGSIM_DATA_DIR and an empty system data root: nothing can be found."""
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    root = tmp_path / "system"
+    root.mkdir()
+    monkeypatch.setattr(data_module, "SYSTEM_DATA_ROOT", root)
+    return root
+
+
+def _idx_set(directory, n_train):
+    """A small IDX set in ``directory``; its training-file length tells the sets apart."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_set(directory, "train", n_train, gz=True)
+    _write_set(directory, "t10k", 3)
+    return directory
+
+
+def _n_train(ds):
+    return len(ds.x_train) + len(ds.x_val)
+
+
+def test_fashion_search_order(no_data, monkeypatch, tmp_path):
+    given = _idx_set(tmp_path / "given", 11)
+    env = _idx_set(tmp_path / "env", 12)
+    env_sub = _idx_set(env / "fashion-mnist", 13)
+    system = _idx_set(no_data / "fashion-mnist", 14)
+    monkeypatch.setenv(DATA_DIR_ENV, str(env))
+
+    def found(**kw):
+        ds = load_dataset("fashion", n_val=2, **kw)
+        assert ds.meta["source"] == str(find_idx_dir("fashion", kw.get("data_dir")))
+        return _n_train(ds)
+
+    assert found(data_dir=given) == 11  # 1. data_dir wins over everything
+    assert found(data_dir=str(env)) == 12  # data_dir holding the files itself
+    assert found() == 13  # 2. the env variable's fashion-mnist/ subfolder ...
+    (env_sub / "train-images-idx3-ubyte.gz").rename(tmp_path / "moved.gz")
+    (env_sub / "train-labels-idx1-ubyte.gz").unlink()
+    (env_sub / "t10k-images-idx3-ubyte").unlink()
+    (env_sub / "t10k-labels-idx1-ubyte").unlink()
+    assert found() == 12  # ... then the directory itself
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "empty"))
+    assert found() == 14  # 3. the system data directory
+    monkeypatch.delenv(DATA_DIR_ENV)
+    assert found() == 14
+    assert found(data_dir=no_data) == 14  # data_dir may name the parent of fashion-mnist/
+    assert find_idx_dir("fashion") == system
+
+
+def test_explicit_data_dir_is_not_second_guessed(no_data, tmp_path):
+    _idx_set(no_data / "fashion-mnist", 14)
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        load_dataset("fashion", data_dir=tmp_path / "typo")
+    (tmp_path / "half").mkdir()
+    _write_set(tmp_path / "half", "train", 4)
+    with pytest.raises(FileNotFoundError, match="half: no file t10k-images-idx3-ubyte"):
+        load_dataset("fashion", data_dir=tmp_path / "half", n_val=1)
+
+
+def test_an_incomplete_found_directory_names_the_missing_file(no_data, monkeypatch, tmp_path):
+    _idx_set(no_data / "fashion-mnist", 14)
+    _write_set(tmp_path, "train", 4)  # no t10k files: found, not skipped for the system copy
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="no file t10k-images-idx3-ubyte"):
+        load_dataset("fashion", n_val=1)
+
+
+def test_mnist_is_never_taken_from_fashion_places(no_data, monkeypatch, tmp_path):
+    _idx_set(no_data / "mnist", 15)  # no Debian package for MNIST: the system root is not used
+    _idx_set(no_data / "fashion-mnist", 14)
+    _idx_set(tmp_path / "env", 12)  # a bare directory of IDX files is Fashion-MNIST
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "env"))
+    with pytest.raises(FileNotFoundError, match=r"dataset 'mnist'.*mnist/ subfolder"):
+        load_dataset("mnist", n_val=2)
+    _idx_set(tmp_path / "env" / "mnist", 16)
+    assert _n_train(load_dataset("mnist", n_val=2)) == 16
+    assert _n_train(load_dataset("fashion", n_val=2)) == 12
+    assert _n_train(load_dataset("mnist", data_dir=tmp_path / "env", n_val=2)) == 12
+
+
+def test_missing_fashion_says_where_it_looked_and_how_to_get_it(no_data, monkeypatch, tmp_path):
+    with pytest.raises(FileNotFoundError) as info:
+        load_dataset("fashion")
+    msg = str(info.value)
+    for part in ("dataset 'fashion'", "train-images-idx3-ubyte", "data_dir (not given)",
+                 f"${DATA_DIR_ENV} (not set)", str(no_data / "fashion-mnist"),
+                 "apt-get install dataset-fashion-mnist", "make data", "--data-dir DIR"):
+        assert part in msg, part
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"\$ANALOGSIM_DATA_DIR = .*nowhere \(.*"
+                                                r"nowhere/fashion-mnist and .*nowhere\)"):
+        load_dataset("fashion")
+    with pytest.raises(ValueError, match="kind = 'emnist'"):
+        find_idx_dir("emnist")
+
+
+def test_missing_fashion_is_a_one_line_cli_error(no_data, capsys):
+    from analogsim.experiments.cli import main
+
+    code = main(["train", "--dataset", "fashion", "--model", "fc-256x2", "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "apt-get install dataset-fashion-mnist" in err
+    assert "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- real Fashion-MNIST
+
+SYSTEM_FASHION = data_module.SYSTEM_DATA_ROOT / "fashion-mnist"
+needs_fashion = pytest.mark.skipif(
+    not SYSTEM_FASHION.is_dir(),
+    reason=f"{SYSTEM_FASHION} absent: install Debian's dataset-fashion-mnist (make data)")
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    """The full data set, found without data_dir (about 2 s to gunzip; once per module)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(DATA_DIR_ENV, raising=False)
+        return load_dataset("fashion")
+
+
+@needs_fashion
+def test_real_fashion_mnist_from_the_system_directory(fashion):
+    assert fashion.meta["source"] == str(SYSTEM_FASHION)
+    assert fashion.name == "fashion" and _sizes(fashion) == (55000, 5000, 10000)
+    assert fashion.n_features == 784 and fashion.n_classes == 10
+    assert fashion.x_train.dtype == np.float32 and fashion.y_train.dtype == np.int64
+    full = np.concatenate([fashion.y_train, fashion.y_val])
+    np.testing.assert_array_equal(np.bincount(full), 6000)  # 60 000 balanced training images
+    np.testing.assert_array_equal(np.bincount(fashion.y_test), 1000)
+    mean, std = fashion.meta["mean"], fashion.meta["std"]
+    assert np.isfinite(mean) and np.isfinite(std)
+    assert 0.27 < mean < 0.30 and 0.34 < std < 0.37  # Fashion-MNIST: about 0.286, 0.353
+    for s in SPLITS:
+        assert np.isfinite(fashion.get_split(s)[0]).all()
+    np.testing.assert_allclose(fashion.x_train.mean(dtype=np.float64), 0, atol=1e-4)
+    np.testing.assert_allclose(fashion.x_train.std(dtype=np.float64), 1, atol=1e-3)
+
+
+@needs_fashion
+def test_dfa_learns_a_slice_of_real_fashion_mnist(fashion):
+    from analogsim.experiments.runner import TrainConfig, train
+    from analogsim.hardware.presets import get_preset
+    from analogsim.layers.network import ModelConfig
+
+    f = fashion
+    ds = Dataset(f.x_train[:2000], f.y_train[:2000], f.x_val[:500], f.y_val[:500], f.x_test,
+                 f.y_test, n_classes=10, name="fashion")
+    rec = train(get_preset("ideal"), ModelConfig(sizes=(784, 64, 10)),
+                TrainConfig(rule="dfa", epochs=1, seed=0), dataset=ds)
+    assert rec["metrics"]["test_accuracy"] > 0.5  # chance is 0.1; about 0.7 here
 
 
 # --------------------------------------------------------------------------- mlxtend, teacher

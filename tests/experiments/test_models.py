@@ -23,6 +23,7 @@ EXPECTED = {
     "nokland-7x240": ((784, *[240] * 7, 10), "tanh"),
     "bartunov-5x256": ((784, *[256] * 5, 10), "tanh"),
     "smooth-256": ((784, 256, 256, 10), "smooth"),
+    "fc-256x2": ((784, 256, 256, 10), "tanh"),
 }
 
 
@@ -48,6 +49,14 @@ def test_preset_architectures(name: str, expected) -> None:
     cfg = load_model(name)
     assert (cfg.sizes, cfg.hidden) == expected
     assert cfg.loss == "xent" and cfg.output == "identity"
+
+
+def test_presets_command_lists_the_fashion_network(capsys) -> None:
+    from analogsim.experiments.cli import main
+
+    assert main(["presets"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "fc-256x2" in x)
+    assert "784-256-256-10 tanh (the issue-11 Fashion-MNIST network)" in line
 
 
 def test_base_none_and_int_to_float() -> None:

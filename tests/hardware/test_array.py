@@ -60,7 +60,7 @@ def zero_counts(**nonzero: int) -> dict[str, int]:
 
 ALLOWED_PUBLIC = {
     "n_out", "n_in", "hw", "seed", "ledger", "clock", "shape", "n_tiles",
-    "subscribe", "program", "mvm", "pulse_update", "advance_clock",
+    "subscribe", "program", "mvm", "pulse_update", "pulse_cells", "advance_clock",
     "state_dict", "load_state_dict",
 }
 
@@ -88,9 +88,10 @@ def test_public_surface_is_exactly_the_physical_operations():
         assert not isinstance(value, np.ndarray), name
     # No flag on the operations selects another direction or returns the weights.
     sig = {n: list(inspect.signature(getattr(CrossbarArray, n)).parameters)
-           for n in ("mvm", "program", "pulse_update", "advance_clock")}
+           for n in ("mvm", "program", "pulse_update", "pulse_cells", "advance_clock")}
     assert sig == {"mvm": ["self", "x", "ledger"], "program": ["self", "w", "ledger"],
                    "pulse_update": ["self", "x", "d", "lr", "ledger"],
+                   "pulse_cells": ["self", "counts", "ledger"],
                    "advance_clock": ["self", "seconds"]}
     assert arr.mvm(np.zeros((1, 7), np.float32)).shape == (1, 5)  # (B, n_out) only
 
@@ -103,6 +104,53 @@ def test_make_array_builds_bidirectional_only_when_configured():
     assert type(bidi) is BidirectionalArray and hasattr(bidi, "mvm_transposed")
     with pytest.raises(ValueError, match="bidirectional = False"):
         BidirectionalArray(3, 4, hw_with(periphery={"bidirectional": False}), seed=0)
+
+
+#: What an analog update algorithm may call on a layer's array: forward-only operations.
+OPTIMIZER_ARRAY_OPS = {"mvm", "program", "pulse_update", "pulse_cells"}
+#: Names that would mean a transposed read (or the weights) in an optimizer.
+TRANSPOSED_NAMES = ("transpose", "mvm_t", "rmatvec", "matvec_t", "backward_input", "oracle")
+
+
+def _array_calls(tree: ast.AST) -> tuple[set[str], list[str]]:
+    """``(methods called on some ``….array``, names that look like a transposed read)``."""
+    calls, bad = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            if isinstance(node.value, ast.Attribute) and node.value.attr == "array":
+                calls.add(node.attr)
+            if any(t in node.attr.lower() for t in TRANSPOSED_NAMES):
+                bad.append(ast.unparse(node))
+        elif isinstance(node, ast.Name) and any(t in node.id.lower() for t in TRANSPOSED_NAMES):
+            bad.append(node.id)
+    return calls, bad
+
+
+def test_optimizers_use_only_forward_array_operations():
+    path = Path(analogsim.__file__).resolve().parent / "rules" / "optimizers.py"
+    calls, bad = _array_calls(ast.parse(path.read_text(encoding="utf-8")))
+    assert bad == []
+    assert calls and calls <= OPTIMIZER_ARRAY_OPS, calls - OPTIMIZER_ARRAY_OPS
+    # The detector sees what it should.
+    calls, bad = _array_calls(ast.parse("layer.array.mvm_transposed(d); layer.transpose.x"))
+    assert calls == {"mvm_transposed"} and len(bad) == 2
+
+
+def test_pulse_cells_applies_exact_counts_and_charges_rows():
+    arr = make_array(3, 4, EXACT, seed=0)
+    arr.program(np.zeros((3, 4)))
+    n = np.array([[1, -2, 0, 3], [0, 0, 5, -1], [2, 2, 2, 2]])
+    ledger = Ledger("t")
+    arr.pulse_cells(n, ledger=ledger)
+    np.testing.assert_array_equal(oracle.weights(arr), n * DW)
+    # Per input line: max UP count + max DOWN count, the lines one after another.
+    assert ledger.totals() == zero_counts(write_pulses=20, update_cycles=2 + 4 + 5 + 4)
+    with pytest.raises(TypeError, match="integer"):
+        arr.pulse_cells(n.astype(np.float32))
+    with pytest.raises(ValueError, match="shape"):
+        arr.pulse_cells(n[:2])
+    with pytest.raises(ValueError, match="2\\*\\*24"):
+        arr.pulse_cells(n * (1 << 24))
 
 
 # =========================================================================== (b) oracle use

@@ -1,0 +1,363 @@
+r"""Analog update algorithms: *how* a weight change reaches the conductances.
+
+A rule says *what* to change — :class:`~analogsim.rules.base.Update` records ``(layer, x, δ,
+lr)`` asking for ``ΔW = -lr δᵀx`` (network units). An analog optimizer says *how* that change
+is written to the layer's crossbar array. The two are orthogonal: every rule runs with every
+optimizer (``--optimizer NAME``, ``--set optimizer.<option>=…``).
+
+Each optimizer is a small object with explicit, per-layer state (optax-like):
+
+``init(layer) -> state``
+    the state of one analog layer (a dict of arrays; pure, charges nothing);
+``apply(layer, x, delta, lr, state, ledger) -> state``
+    write one update to ``layer``'s array and return the new state; digital work is charged
+    to ``ledger`` (the layer's ``optimizer`` scope), array work by the array itself;
+``step(layer, x, delta, lr)``
+    what :meth:`AnalogLinear.update <analogsim.layers.linear.AnalogLinear.update>` calls:
+    ``init`` on first use (charging the memory it holds), then ``apply``.
+
+State is created lazily, on a layer's first update: fixed feedback arrays (never updated)
+hold none; TP/DTP inverses and DNI predictors, which are updated, get theirs.
+:meth:`AnalogOptimizer.state_dict` names it by the checkpoint's target names.
+
+Optimizers touch an array only through its public operations — ``mvm``, ``program``,
+``pulse_update``, ``pulse_cells`` — never a transposed read (checked by
+``tests/hardware/test_array.py``). Equations, costs and sources: docs/rules.md, "Analog
+update algorithms".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..fields import check_fields, param, unknown_key
+from ..hardware.array import make_array
+from ..hardware.ledger import Ledger
+from ..seeding import derive_seed
+
+__all__ = ["OPTIMIZERS", "OPTION_OWNER", "AnalogOptimizer", "DirectPulse", "MixedPrecision",
+           "TikiTaka", "get_optimizer", "optimizer_options"]
+
+#: Owner of every optimizer option in error messages, as in ``--set optimizer.<option>=…``.
+OPTION_OWNER = "optimizer"
+#: Bytes of one χ entry (a float32 accumulator).
+_CHI_BYTES = 4
+#: Largest pulse count per cell and step :meth:`CrossbarArray.pulse_cells` accepts.
+_MAX_COUNT = 1 << 24
+
+
+class AnalogOptimizer:
+    """Base class: options, lazily created per-layer state, checkpoint state.
+
+    Parameters
+    ----------
+    **options
+        Fields of the optimizer's :attr:`Options`; an unknown name is a ``ValueError``
+        naming the nearest option.
+    """
+
+    name = "base"
+    #: Ledger scope (under the layer's) of the optimizer's digital work; None: it does none
+    #: (no empty scope is created, so the ledger's shape stays what it was without one).
+    scope: str | None = "optimizer"
+
+    @dataclass(frozen=True)
+    class Options:
+        """No options."""
+
+        def __post_init__(self) -> None:
+            check_fields(self, OPTION_OWNER)
+
+    def __init__(self, **options) -> None:
+        self.options = self.make_options(options)
+        # id(layer) -> (layer, state): the layer is kept so the id cannot be reused.
+        self._states: dict[int, tuple[object, dict[str, np.ndarray]]] = {}
+
+    @classmethod
+    def option_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls.Options) if f.init]
+
+    @classmethod
+    def make_options(cls, options: Mapping[str, object]) -> Options:
+        allowed = cls.option_names()
+        for key in options:
+            if key not in allowed:
+                raise unknown_key(f"optimizer {cls.name!r}", key, allowed or ["(no options)"],
+                                  what="option")
+        return cls.Options(**options)
+
+    # ------------------------------------------------------------------ the algorithm
+    def init(self, layer) -> dict[str, np.ndarray]:
+        """Fresh state of ``layer`` (no side effects)."""
+        return {}
+
+    def apply(self, layer, x: np.ndarray, delta: np.ndarray, lr: float,
+              state: dict[str, np.ndarray], ledger: Ledger) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def attach(self, layer, state: dict) -> None:
+        """Called once when ``layer``'s state comes into use (first update, or restored from
+        a checkpoint): the place for side effects ``init`` must not have."""
+
+    def step(self, layer, x: np.ndarray, delta: np.ndarray, lr: float) -> None:
+        """Apply ``ΔW = -lr δᵀx`` to analog ``layer`` (inputs already validated, lr > 0)."""
+        ledger = layer.ledger.child(self.scope) if self.scope else layer.ledger
+        entry = self._states.get(id(layer))
+        if entry is None:
+            state = self.init(layer)
+            self.attach(layer, state)
+            held = sum(v.nbytes for v in state.values() if isinstance(v, np.ndarray))
+            if held:
+                ledger.charge(mem_held_bytes=held)
+        else:
+            state = entry[1]
+        self._states[id(layer)] = (layer, self.apply(layer, x, delta, lr, state, ledger))
+
+    # ------------------------------------------------------------------ checkpoints
+    def export(self, state: dict) -> dict[str, np.ndarray]:
+        """A layer's state as named arrays (copies) for a checkpoint."""
+        return {k: v.copy() for k, v in state.items()}
+
+    def restore(self, layer, arrays: Mapping[str, np.ndarray]) -> dict:
+        """The inverse of :meth:`export` (shapes and dtypes already checked)."""
+        state = self.init(layer)
+        state.update({k: np.array(v, copy=True) for k, v in arrays.items()})
+        return state
+
+    def state_dict(self, names: Mapping[int, str]) -> dict[str, np.ndarray]:
+        """``{"<target>.<key>": array}`` for every layer with state; ``names`` maps
+        ``id(layer)`` to its target name (``net.layer0``, ``rule.g1`` …)."""
+        out = {}
+        for key, (_, state) in self._states.items():
+            out.update({f"{names[key]}.{k}": v for k, v in self.export(state).items()})
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray],
+                        layers: Mapping[str, object]) -> None:
+        """Restore :meth:`state_dict` output; ``layers`` maps target names to layers."""
+        self._states = {}
+        groups: dict[str, dict[str, np.ndarray]] = {}
+        for full, value in state.items():
+            # State keys may hold dots (``A.gp``); target names are ``net.layerN``/``rule.M``.
+            parts = full.split(".")
+            target, key = ".".join(parts[:2]), ".".join(parts[2:])
+            if target not in layers or not key:
+                raise ValueError(f"optimizer state {full!r} names no layer")
+            ref = self.template(layers[target], key)
+            if ref is None or value.shape != ref.shape or value.dtype != ref.dtype:
+                raise ValueError(f"optimizer state {full!r} does not fit the layer")
+            groups.setdefault(target, {})[key] = value
+        for target, arrays in groups.items():
+            layer = layers[target]
+            st = self.restore(layer, arrays)
+            self.attach(layer, st)
+            self._states[id(layer)] = (layer, st)
+
+    def template(self, layer, key: str) -> np.ndarray | None:
+        """The array state ``key`` of ``layer`` must look like (None: no such state)."""
+        return self.export(self.init(layer)).get(key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.options})"
+
+
+class DirectPulse(AnalogOptimizer):
+    r"""``sgd``: the direct pulse update (the default, as before this layer existed).
+
+    ``array.pulse_update(x, δ, lr/s)`` with ``s`` the layer's scale: the array forms
+    :math:`ΔW_{dev} = -(lr/s)\,δ^T x` (expected or stochastic mode, ``hw.update``) and pulses
+    it. No state, no digital work beyond what the array charges.
+    """
+
+    name = "sgd"
+    scope = None
+
+    def apply(self, layer, x, delta, lr, state, ledger):
+        layer.array.pulse_update(x, delta, lr / float(layer.scale))
+        return state
+
+
+class MixedPrecision(AnalogOptimizer):
+    r"""``mixed_precision``: accumulate updates digitally, pulse only whole device steps.
+
+    Per analog layer a float32 matrix χ (weight units) accumulates the requested change;
+    cells whose accumulated change reaches the device granularity receive whole pulses:
+
+    .. math::
+
+        χ &← χ - lr\,δ^T x \\
+        ε &= Δw_{min}\, s, \qquad n_{ij} = \operatorname{trunc}(χ_{ij}/ε)\
+            \text{ if } |χ_{ij}| ≥ θ ε \text{ else } 0, \quad |n_{ij}| ≤ n_{max} \\
+        χ &← χ - n ε
+
+    ``n`` goes to :meth:`CrossbarArray.pulse_cells` (each pulse through the device model;
+    ``ε`` is the *nominal* step — soft bounds, asymmetry and variability make the real one
+    differ, which χ does not see: no read-back). Units: χ, ε in weight (network) units,
+    ``Δw_min`` in device units, ``s`` the layer's scale (weight units per device unit).
+
+    Source: Nandakumar et al., "Mixed-precision deep learning based on computational
+    memory", Front. Neurosci. 14:406 (2020): 97.73 % test accuracy on MNIST with PCM
+    hardware in the loop, within 0.6 % of the software baseline.
+
+    Costs per update of an ``n_out × n_in`` layer and batch ``B`` (``optimizer`` scope):
+    ``digital_macs = B n_in n_out`` (the outer product), ``digital_mults = 2 n_in n_out``
+    (``lr`` scaling, ``χ/ε``), ``digital_adds = 2 n_in n_out + #pulsed cells`` (accumulate,
+    threshold compare, remainder), ``mem_bytes = 2·4 n_in n_out`` (χ read and written);
+    once, ``mem_held_bytes = 4 n_in n_out``. The pulses are charged by the array.
+    """
+
+    name = "mixed_precision"
+
+    @dataclass(frozen=True)
+    class Options:
+        threshold: float = param(1.0, lo=1.0, hi=1e6, doc="pulse a cell once |χ| reaches "
+                                 "this many device steps ε (1: as soon as one whole pulse "
+                                 "is due)")
+        max_pulses: int | None = param(None, kind="int", optional=True, lo=1, hi=_MAX_COUNT,
+                                       unit="pulses", doc="cap on pulses per cell and "
+                                       "update (the rest stays in χ); none: no cap")
+
+        def __post_init__(self) -> None:
+            check_fields(self, OPTION_OWNER)
+
+    def init(self, layer):
+        return {"chi": np.zeros(layer.shape, dtype=np.float32)}
+
+    def granularity(self, layer) -> np.float32:
+        """``ε = Δw_min · s``: the weight change of one nominal pulse (weight units)."""
+        return np.float32(layer.hw.device.dw_min) * layer.scale
+
+    def apply(self, layer, x, delta, lr, state, ledger):
+        chi = state["chi"]
+        chi -= np.float32(lr) * (delta.T @ x)
+        eps = self.granularity(layer)
+        cap = self.options.max_pulses or _MAX_COUNT
+        due = np.abs(chi) >= np.float32(self.options.threshold) * eps
+        n = np.where(due, np.trunc(chi / eps), np.float32(0.0))
+        np.clip(n, -cap, cap, out=n)
+        counts = n.astype(np.int64)
+        chi -= n * eps
+        layer.array.pulse_cells(counts)
+        cells = chi.size
+        ledger.charge(digital_macs=x.shape[0] * cells, digital_mults=2 * cells,
+                      digital_adds=2 * cells + int(np.count_nonzero(counts)),
+                      mem_bytes=2 * _CHI_BYTES * cells)
+        return state
+
+
+class TikiTaka(AnalogOptimizer):
+    r"""``tiki_taka``: updates on a fast array A, periodically transferred to the slow C.
+
+    Each analog layer's weight is held on two arrays of the same hardware, read together:
+
+    .. math::
+
+        W = s\,(C + γ A)
+
+    ``C`` is the layer's own array, ``A`` a second one created on the layer's first update
+    at ``A = 0`` (both devices at ``G = 0.5``), with its own device variation. Per update
+
+    .. math::
+
+        A &← A - \frac{lr}{s}\, δ^T x                 \quad\text{(pulse update on A)} \\
+        \text{every } k \text{ updates:}\quad v &= \mathrm{mvm}_A(e_j)   \quad
+            (j \text{ cycling over the inputs}) \\
+        C &← C + η_t\, v\, e_j^T                    \quad\text{(pulse update on C)}
+
+    The column ``A e_j`` is read with a one-hot *forward* read (read noise, output noise,
+    ADC quantisation, charged as a read), never a transposed one; A is not reset (TTv1:
+    with symmetric soft-bound devices A decays to its symmetry point by itself). Every
+    forward read of the layer reads both arrays and adds ``γ A x`` digitally
+    (:meth:`AnalogLinear.add_read_term <analogsim.layers.linear.AnalogLinear.add_read_term>`).
+
+    Source: Gokmen & Haensch, "Algorithm for training neural networks on resistive device
+    arrays", Front. Neurosci. 14:103 (2020).
+
+    Costs: A's pulses and one-hot reads go to the layer's ``optimizer/fast_array`` scope,
+    the transfer pulses to the layer's array, the digital sum of the two reads to its
+    periphery. The transfer is a one-sample pulse update, so it moves a cell by at most
+    ``bl`` pulses (cut and counted as ``pulse_clips`` beyond). Limits: A does not drift
+    with ``drift_s`` (only the network's arrays do), and a layer with a transpose strategy
+    refuses (the strategy would see C only).
+    """
+
+    name = "tiki_taka"
+
+    @dataclass(frozen=True)
+    class Options:
+        gamma: float = param(1.0, lo=0.0, hi=1000.0, doc="γ: weight of the fast array A in "
+                             "the layer's weight W = s (C + γ A)")
+        transfer_every: int = param(1, lo=1, hi=1_000_000, unit="updates",
+                                    doc="k: move one column of A to C every k updates")
+        transfer_lr: float = param(0.1, lo=0.0, hi=1000.0, lo_open=True,
+                                   doc="η_t: learning rate of the transfer C += η_t A e_j e_jᵀ "
+                                       "(device units per device unit read)")
+
+        def __post_init__(self) -> None:
+            check_fields(self, OPTION_OWNER)
+
+    def init(self, layer):
+        fast = make_array(layer.n_out, layer.n_in, layer.hw, ledger=Ledger("fast_array"),
+                          seed=derive_seed(layer.seed, "optimizer", self.name, "A"))
+        return {"A": fast, "count": np.zeros(2, dtype=np.int64)}  # [updates, next column]
+
+    def attach(self, layer, state):
+        layer.add_read_term(state["A"], self.options.gamma)
+        state["A"].ledger = layer.ledger.child(self.scope).child("fast_array")
+
+    def apply(self, layer, x, delta, lr, state, ledger):
+        fast, count = state["A"], state["count"]
+        fast.pulse_update(x, delta, lr / float(layer.scale))
+        count[0] += 1
+        if count[0] % self.options.transfer_every == 0:
+            j = int(count[1])
+            amp = np.float32(layer.hw.dac.input_range)
+            probe = np.zeros((1, layer.n_in), dtype=np.float32)
+            probe[0, j] = amp
+            v = fast.mvm(probe) / amp
+            layer.array.pulse_update(probe / amp, -v, self.options.transfer_lr)
+            count[1] = (j + 1) % layer.n_in
+        return state
+
+    def export(self, state):
+        out = {f"A.{k}": v for k, v in state["A"].state_dict().items()}
+        out["count"] = state["count"].copy()
+        return out
+
+    def restore(self, layer, arrays):
+        state = self.init(layer)
+        state["A"].load_state_dict({k[2:]: v for k, v in arrays.items() if k.startswith("A.")})
+        state["count"] = np.array(arrays["count"], dtype=np.int64)
+        return state
+
+
+OPTIMIZERS: dict[str, type[AnalogOptimizer]] = {"sgd": DirectPulse,
+                                                "mixed_precision": MixedPrecision,
+                                                "tiki_taka": TikiTaka}
+
+
+def _optimizer_class(name: str) -> type[AnalogOptimizer]:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer = {name!r} is unknown; allowed: {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name]
+
+
+def get_optimizer(name: str = "sgd", **options) -> AnalogOptimizer:
+    """Build an analog optimizer by registry name (:data:`OPTIMIZERS`).
+
+    Raises
+    ------
+    ValueError
+        Unknown optimizer; unknown option (the nearest name is suggested); or an invalid
+        value (``optimizer.<option> = value is invalid; allowed: …``).
+    """
+    return _optimizer_class(name)(**options)
+
+
+def optimizer_options(name: str) -> type:
+    """The ``Options`` dataclass of optimizer ``name`` (for validation and docs)."""
+    return _optimizer_class(name).Options
