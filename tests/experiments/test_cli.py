@@ -233,9 +233,12 @@ def test_the_toml_reference_comes_from_the_declarations() -> None:
     from analogsim.rules import RULES
 
     text = reference(cli.build_parser())
-    for cls, prefix in ((ModelConfig, ""), (TrainConfig, ""), (RULES["dfa"].Options, "rule.")):
+    from analogsim.rules import optimizer_options
+
+    for cls, prefix in ((ModelConfig, ""), (TrainConfig, ""), (RULES["dfa"].Options, "rule."),
+                        (optimizer_options("mixed_precision"), "optimizer.")):
         for row in field_rows(cls, prefix):
-            if row["field"] != "rule_options":
+            if row["field"] not in ("rule_options", "optimizer_options"):
                 assert f"| `{row['field']}` | `{row['default']}` | {row['unit']} | " in text
                 assert row["doc"].replace("|", "\\|") in text
     assert "| `sizes` | `[64, 64, 10]` |  | a list of >= 2 integers in [1, 1000000] |" in text
