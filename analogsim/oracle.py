@@ -21,7 +21,8 @@ Rules
   (``tests/hardware/test_array.py``) greps the package to enforce this.
 
 This is the only module besides :mod:`analogsim.hardware.array` that touches the array's
-private device state (``_gp``, ``_gm``, ``_frozen_p``, ``_frozen_m``).
+private device state (``_gp``, ``_gm``, ``_frozen_p``, ``_frozen_m``, ``_alpha_up``,
+``_alpha_down``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 from .hardware.array import CrossbarArray
 
 __all__ = ["conductances", "weights", "stuck_mask", "shadow_divergence", "drift_clock",
-           "device_variation", "noise_keys"]
+           "device_variation", "noise_keys", "symmetry_point"]
 
 
 def _check(array: object) -> CrossbarArray:
@@ -125,3 +126,47 @@ def noise_keys(array: CrossbarArray) -> tuple[int, int]:
     """The 64-bit keys of the array's read-noise and update-noise streams (independence tests)."""
     a = _check(array)
     return int(a._read_key), int(a._update_key)
+
+
+def symmetry_point(array: CrossbarArray) -> np.ndarray:
+    """Per-cell symmetry point ``w*`` (device units, float64 ``(n_out, n_in)``).
+
+    ``w*`` is the weight where an UP and a DOWN pulse cancel on average, so a long sequence
+    of random UP/DOWN pulses (equally likely) settles around it; Tiki-Taka-type algorithms
+    depend on it. With the cell's steps ``α_up``, ``α_down`` (asymmetry, ``up_down_dtod``
+    and the log-normal ``dtod`` included) and soft bounds, each device is at equilibrium
+    when its mean step vanishes: for ``G+`` (potentiated by UP, depressed by DOWN pulses)
+    ``α_up (1 − G+) = α_down G+``, for ``G-`` ``α_down (1 − G-) = α_up G-``, so
+
+    ::
+
+        G+* = α_up / (α_up + α_down),     G-* = α_down / (α_up + α_down),
+        w*  = w_max (G+* − G-*) = w_max (α_up − α_down) / (α_up + α_down)
+
+    (``= up_down · w_max`` without dtod spread). With the ``pow`` step model (exponent
+    ``γ = pow_gamma``) the balance ``α_up (1 − G+)^γ = α_down G+^γ`` gives, again in closed
+    form, ``G+* = 1 / (1 + (α_down/α_up)^(1/γ))`` and ``G-* = 1 / (1 + (α_up/α_down)^(1/γ))``
+    (``γ = 1``: the soft-bounds values). A stuck device stays at its stuck value. Hard
+    bounds have no interior fixed point (the step does not depend on ``G``): the devices
+    drift to the bound that the larger step points to, ``w* = ±w_max`` up to stuck devices,
+    and cells with exactly equal steps random-walk without a restoring force (``NaN``).
+    Derivation: docs/hardware.md, "Symmetry point".
+    """
+    a = _check(array)
+    au = a._alpha_up.astype(np.float64)
+    ad = a._alpha_down.astype(np.float64)
+    dev = a.hw.device
+    if dev.step_model == "pow":
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            gp = 1.0 / (1.0 + (ad / au) ** (1.0 / dev.pow_gamma))
+            gm = 1.0 / (1.0 + (au / ad) ** (1.0 / dev.pow_gamma))
+    elif dev.bounds == "soft":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            gp = au / (au + ad)  # 0/0 (a cell whose steps are both 0) gives NaN: no w*
+        gm = 1.0 - gp
+    else:
+        gp = np.where(au > ad, 1.0, np.where(au < ad, 0.0, np.nan))
+        gm = 1.0 - gp
+    gp = np.where(a._frozen_p != 0, a._gp, gp)
+    gm = np.where(a._frozen_m != 0, a._gm, gm)
+    return a.hw.device.w_max * (gp - gm)

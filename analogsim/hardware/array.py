@@ -174,7 +174,22 @@ class CrossbarArray:
                                     0.0).astype(np.float32)
             self._nu_m = np.maximum(dev.drift_nu + dev.drift_nu_std * rng.standard_normal(shape),
                                     0.0).astype(np.float32)
+        if dev.up_down_dtod > 0.0:
+            self._spread_asymmetry(f_up, f_dn)
         self.clock = 0.0
+
+    def _spread_asymmetry(self, f_up: np.ndarray, f_dn: np.ndarray) -> None:
+        """Per-cell asymmetry ``u_ij = clip(up_down + up_down_dtod ξ_ij, -1, 1)`` (aihwkit's
+        ``up_down_dtod``), redrawing the steps with the same log-normal factors.
+
+        Drawn after every other construction draw, so that arrays without the spread keep
+        their draws (and results) bit for bit. The clip keeps both steps non-negative.
+        """
+        dev = self.hw.device
+        u = np.clip(dev.up_down + dev.up_down_dtod * self._rng.standard_normal(self.shape),
+                    -1.0, 1.0)
+        self._alpha_up = np.minimum(dev.alpha * (1.0 + u) * f_up, 1.0).astype(np.float32)
+        self._alpha_down = np.minimum(dev.alpha * (1.0 - u) * f_dn, 1.0).astype(np.float32)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -332,7 +347,7 @@ class CrossbarArray:
         common = dict(alpha_up=self._alpha_up, alpha_down=self._alpha_down,
                       frozen_p=self._frozen_p, frozen_m=self._frozen_m,
                       soft=dev.bounds == "soft", ctoc=dev.ctoc, key=self._update_key,
-                      counter=self._update_counter)
+                      counter=self._update_counter, pow_gamma=dev.kernel_pow_gamma)
         if upd.mode == "expected":
             n_pulses, n_clip = self._expected_update(x, d, float(lr), peak_x, peak_d, common)
         else:
@@ -385,7 +400,8 @@ class CrossbarArray:
                 self._gp, self._gm, counts.astype(np.float32), alpha_up=self._alpha_up,
                 alpha_down=self._alpha_down, frozen_p=self._frozen_p, frozen_m=self._frozen_m,
                 dw_min=1.0, soft=dev.bounds == "soft", ctoc=dev.ctoc, max_pulses=peak,
-                key=self._update_key, counter=self._update_counter)
+                key=self._update_key, counter=self._update_counter,
+                pow_gamma=dev.kernel_pow_gamma)
         self._update_counter += 1
         self._w_cache = None
         up = np.maximum(counts, 0).max(axis=0) + np.maximum(-counts, 0).max(axis=0)

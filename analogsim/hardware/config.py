@@ -168,11 +168,15 @@ class DeviceConfig:
     """Resistive device pair: range, levels, pulse response, variability, drift, defects.
 
     Write-verify programming reaches ``G ∈ {0, 1/(L-1), …, 1}`` with ``L = levels``. Per
-    device the normalised pulse step is ``α = dw_min / w_max``; up-pulses use
-    ``α(1 + up_down)``, down-pulses ``α(1 - up_down)``. ``soft`` bounds: potentiation
-    ``ΔG = α(1 - G)``, depression ``ΔG = -αG`` per device (so at ``G+ + G- = 1``:
+    device the normalised pulse step is ``α = dw_min / w_max``; up-pulses use ``α(1 + u)``,
+    down-pulses ``α(1 - u)`` with ``u = up_down`` (per cell
+    ``u_ij = clip(up_down + up_down_dtod ξ_ij, -1, 1)``, ``ξ_ij ~ N(0, 1)``). ``soft``
+    bounds: potentiation ``ΔG = α(1 - G)``, depression ``ΔG = -αG`` per device (so at
+    ``G+ + G- = 1``:
     ``Δw = dw_min (1 ∓ w / w_max)``); ``hard``: constant ``±α/2`` per device, clipped to the
-    device's physical range ``[0, 1]``. Drift after programming:
+    device's physical range ``[0, 1]``; ``step_model = "pow"`` (soft bounds only): per
+    device and pulse ``ΔG = α(1 - G)^γ`` up, ``-αG^γ`` down, ``γ = pow_gamma`` (aihwkit
+    ``PowStepDevice``). Drift after programming:
     ``G(t) = G(t_0) ((t + t_0) / t_0)^(-ν)``, ``ν ~ max(0, N(drift_nu, drift_nu_std²))``.
     """
 
@@ -196,6 +200,19 @@ class DeviceConfig:
     dtod: float = param(0.0, lo=0.0, hi=10.0, unit="fraction of the step",
                         doc="device-to-device relative std of the step (log-normal, drawn "
                             "once per cell)")
+    up_down_dtod: float = param(0.0, lo=0.0, hi=10.0, unit="dimensionless",
+                                doc="device-to-device std of the asymmetry: cell ij steps "
+                                    "α(1 ± u_ij), u_ij = clip(up_down + up_down_dtod ξ, -1, 1) "
+                                    "(drawn once), so each cell has its own symmetry point",
+                                source="aihwkit PulsedDevice.up_down_dtod")
+    step_model: str = param("bounds", choices=("bounds", "pow"),
+                            doc="`bounds`: the step set by `bounds`; `pow`: power step, "
+                                "ΔG = α(1 - G)^γ up, -αG^γ down per device (needs soft "
+                                "bounds; γ = pow_gamma)",
+                            source="aihwkit PowStepDevice")
+    pow_gamma: float = param(1.0, lo=0.0, hi=10.0, lo_open=True, unit="dimensionless",
+                             doc="exponent γ of the `pow` step model (γ = 1: soft bounds)",
+                             source="aihwkit PowStepDevice.pow_gamma")
     drift_nu: float = param(0.0, lo=0.0, hi=1.0, unit="dimensionless",
                             doc="mean drift exponent ν after programming")
     drift_nu_std: float = param(0.0, lo=0.0, hi=1.0, unit="dimensionless",
@@ -215,11 +232,19 @@ class DeviceConfig:
         if self.stuck_on + self.stuck_off > 1.0:
             fail("device", "stuck_on + stuck_off", self.stuck_on + self.stuck_off,
                  "a total fraction of at most 1")
+        if self.step_model == "pow" and self.bounds != "soft":
+            fail("device", "bounds", self.bounds, "'soft' with step_model = 'pow' (the power "
+                 "step vanishes at the bounds)")
 
     @property
     def alpha(self) -> float:
         """Normalised conductance step ``α = dw_min / w_max`` of one pulse."""
         return self.dw_min / self.w_max
+
+    @property
+    def kernel_pow_gamma(self) -> float:
+        """``pow_gamma`` with the `pow` step model, else 0 (the kernels' "no power step")."""
+        return self.pow_gamma if self.step_model == "pow" else 0.0
 
 
 @document_fields

@@ -22,6 +22,7 @@ Conventions shared by all presets
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from .config import (
@@ -261,9 +262,59 @@ RPU_IDEAL_DEVICE = HardwareConfig(
 )
 
 
+# --------------------------------------------------------------------------- aihwkit devices
+# aihwkit's device presets (src/aihwkit/simulator/presets/devices.py) on aihwkit's default
+# tile (SingleRPUConfig: the periphery of `aihwkit_default` above, unchanged). aihwkit's
+# weight range [w_min, w_max] may be off-centre; ours is [-w_max, w_max], so we keep its
+# width (w_max - w_min = 2 → w_max = 1) and drop the offset. Both devices below are
+# "calibrated to the symmetry point" (up_down 0): the offset moves the bounds, not w*.
+# Not mapped (no counterpart here): w_max_dtod / w_min_dtod (per-cell bounds),
+# write_noise_std, additive (mult_noise = False) cycle-to-cycle noise, which we model as
+# multiplicative, and LinearStep's γ slopes (approximated by hard bounds).
+
+
+def _on_aihwkit_tile(name: str, device: DeviceConfig) -> HardwareConfig:
+    """``aihwkit_default`` with another device: aihwkit's SingleRPUConfig(device=…)."""
+    return dataclasses.replace(AIHWKIT_DEFAULT, name=name, device=device)
+
+
+ECRAM_AIHWKIT = _on_aihwkit_tile("ecram_aihwkit", DeviceConfig(
+    # EcRamPresetDevice (LinearStepDevice fit to Tang et al., IEDM 2018, Li-ion ECRAM).
+    w_max=1.0,      # w_max 1.1724, w_min -0.8276: width 2, offset 0.17 dropped
+    levels=None,
+    dw_min=0.002,   # dw_min 0.002
+    up_down=0.0,    # up_down 0 ("assumed shifted onto range")
+    # gamma_up 0.1153, gamma_down 0.5085 (mean_bound_reference): the step shrinks by 12 %
+    # (up) / 51 % (down) at the bounds; closer to constant than to soft bounds (which
+    # shrink by 100 %), hence hard bounds, as in `ecram`.
+    bounds="hard",
+    ctoc=0.3,       # dw_min_std 0.3 (mult_noise True: relative to the step, as ours)
+    dtod=0.1,       # dw_min_dtod 0.1 (aihwkit: Gaussian; here log-normal, median 1)
+    up_down_dtod=0.01,  # up_down_dtod 0.01
+    drift_nu=0.0, drift_nu_std=0.0, drift_t0=1.0,  # the preset has no drift
+    stuck_on=0.0, stuck_off=0.0,  # corrupt_devices_prob 0 (PulsedDevice default)
+))
+
+RERAM_SB_AIHWKIT = _on_aihwkit_tile("reram_sb_aihwkit", DeviceConfig(
+    # ReRamSBPresetDevice (SoftBoundsDevice, loose fit to Gong et al., Nat. Commun. 2018).
+    w_max=1.0,      # w_max 1.25, w_min -0.75: width 2, offset 0.25 dropped
+    levels=None,
+    dw_min=0.002,   # dw_min 0.002
+    up_down=0.0,    # up_down 0 ("calibrated to the symmetry point")
+    bounds="soft",  # SoftBoundsDevice
+    # dw_min_std 3.75 with mult_noise False: aihwkit adds dw_min·3.75·ξ per pulse
+    # (additive); ours multiplies the step by (1 + 3.75 ξ): the same std at w = 0.
+    ctoc=3.75,
+    dtod=0.3,       # dw_min_dtod 0.3 (aihwkit: Gaussian; here log-normal, median 1)
+    up_down_dtod=0.01,  # up_down_dtod 0.01 ("assumes symmetry point corrected")
+    drift_nu=0.0, drift_nu_std=0.0, drift_t0=1.0,  # the preset has no drift
+    stuck_on=0.0, stuck_off=0.0,  # corrupt_devices_prob 0 (PulsedDevice default)
+))
+
 #: All presets by name.
 PRESETS: dict[str, HardwareConfig] = {
-    hw.name: hw for hw in (IDEAL, AIHWKIT_DEFAULT, RRAM, PCM, ECRAM, RPU_IDEAL_DEVICE)
+    hw.name: hw for hw in (IDEAL, AIHWKIT_DEFAULT, RRAM, PCM, ECRAM, RPU_IDEAL_DEVICE,
+                           ECRAM_AIHWKIT, RERAM_SB_AIHWKIT)
 }
 
 #: One line per preset: what it is, then its sources.
@@ -294,6 +345,14 @@ PRESET_NOTES: dict[str, str] = {
                         "analog noise 0.06 and bound 12, 4096×4096 arrays, transposed "
                         "reads. Source: Gokmen & Vlasov, Front. Neurosci. 2016 (as encoded "
                         "in aihwkit's defaults).",
+    "ecram_aihwkit": "aihwkit's EcRamPresetDevice on aihwkit's default tile: dw_min 0.002, "
+                     "hard bounds (LinearStep γ 0.12/0.51 approximated), ctoc 0.3, dtod "
+                     "0.1, up_down_dtod 0.01, range width 2. Sources: aihwkit "
+                     "presets/devices.py (fit to Tang et al. IEDM 2018), aihwkit defaults.",
+    "reram_sb_aihwkit": "aihwkit's ReRamSBPresetDevice on aihwkit's default tile: soft "
+                        "bounds, dw_min 0.002, ctoc 3.75, dtod 0.3, up_down_dtod 0.01, range "
+                        "width 2. Sources: aihwkit presets/devices.py (loose fit to Gong et "
+                        "al. Nat. Commun. 2018), aihwkit defaults.",
 }
 
 

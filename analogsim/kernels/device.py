@@ -16,11 +16,21 @@ variation). Per device, ``n`` same-sign pulses give:
 * hard bounds: ``G ← clip(G ± n α/2, 0, 1)`` (exact for same-sign steps: once a bound is
   reached, further steps stay there).
 
+* power step (``gamma > 0``, the ``pow`` step model; aihwkit's ``PowStepDevice`` with the
+  device's range ``[0, 1]`` as its bounds): one pulse potentiates ``G ← G + α (1 - G)^γ``
+  or depresses ``G ← G - α G^γ``, clamped to ``[0, 1]`` (for ``γ < 1`` a step near a
+  bound can exceed the distance to it). ``γ = 1`` is soft bounds. There is no closed form
+  for ``n`` pulses, so they are applied one by one (:func:`_pow_device`), always on the
+  general per-cell path; ``gamma = 0`` (the default) means "no power step" and leaves
+  every other path exactly as it was.
+
 Cycle-to-cycle noise ``ctoc`` (relative std of one pulse's step) enters through an effective
 pulse count ``n_eff = max(0, n + ctoc √n ξ)``, ``ξ ~ N(0, 1)`` drawn per device and per
 direction, used in place of ``n`` above. Before the floor this matches the mean and variance
 of a sum of ``n`` i.i.d. steps ``α(1 + ctoc ξ_k)`` exactly for hard bounds; for soft bounds it
-is a first-order approximation (each real step also depends on the state it meets). The
+is a first-order approximation (each real step also depends on the state it meets; with the
+power step a fractional ``n_eff`` ends in one partial pulse of relative size
+``n_eff - ⌊n_eff⌋``). The
 floor (rare unless ``ctoc ≳ √n``) keeps pulses from moving a device backwards.
 
 Stuck devices (``frozen_p`` / ``frozen_m`` = 1) never change.
@@ -109,13 +119,47 @@ def _hard(p, m, dp, dm, up):
 
 
 @jit(inline="always")
-def _stage(p, m, alpha, n, up, soft, ctoc, nk, idx0, nbits, stuck_p, stuck_m):
-    """Pair ``(p, m)`` after ``n`` pulses of one direction (``n = 0``: unchanged)."""
+def _pow_pulse(g, alpha, pot, gamma, s):
+    """One power-step pulse of relative size ``s`` on one device (``pot``: potentiation).
+
+    ``G + s α (1 - G)^γ`` resp. ``G - s α G^γ``, kept in ``[0, 1]`` (for ``γ < 1`` a step
+    near a bound can exceed the distance to it).
+    """
+    if pot:
+        return min(g + s * alpha * math.pow(1.0 - g, gamma), 1.0)
+    return max(g - s * alpha * math.pow(g, gamma), 0.0)
+
+
+@jit(inline="always")
+def _pow_device(g, alpha, e, pot, gamma):
+    """One device after ``e ≥ 0`` (effective, real) power-step pulses of one direction.
+
+    There is no closed form for ``γ ≠ 1``: ``⌊e⌋`` whole pulses, one after another, then a
+    pulse of relative size ``e - ⌊e⌋`` (only with cycle-to-cycle noise is ``e`` fractional).
+    """
+    k = int(e)
+    for _ in range(k):
+        g = _pow_pulse(g, alpha, pot, gamma, 1.0)
+    if e > k:
+        g = _pow_pulse(g, alpha, pot, gamma, e - k)
+    return g
+
+
+@jit(inline="always")
+def _stage(p, m, alpha, n, up, soft, ctoc, nk, idx0, nbits, stuck_p, stuck_m, gamma):
+    """Pair ``(p, m)`` after ``n`` pulses of one direction (``n = 0``: unchanged).
+
+    ``gamma > 0``: power-step response (:func:`_pow_device`) instead of soft/hard bounds.
+    """
     ep = em = np.float64(n)
     if ctoc > 0.0 and n > 0:
         sn = ctoc * math.sqrt(n)
         ep = max(n + sn * draw_normal(nk, idx0), 0.0)
         em = max(n + sn * draw_normal(nk, idx0 + 1), 0.0)
+    if gamma > 0.0:
+        p2 = p if stuck_p else _pow_device(p, alpha, ep, up, gamma)
+        m2 = m if stuck_m else _pow_device(m, alpha, em, not up, gamma)
+        return p2, m2
     if soft:
         if ctoc > 0.0:
             fp = math.pow(1.0 - alpha, ep)
@@ -135,7 +179,8 @@ def _alpha_ok(a):
 
 
 @jit
-def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ctoc, nk, base):
+def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ctoc, nk, base,
+                 gamma):
     """Apply ``nup[j]`` UP then ``ndn[j]`` DOWN pulses to the cells ``j = idx[:k]`` of a row.
 
     ctoc draws of cell ``c = base + j`` are ``4c + {0, 1, 2, 3}`` for (UP, G+), (UP, G-),
@@ -155,8 +200,8 @@ def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ct
         sp, sm = fpr[j] != 0, fmr[j] != 0
         c4 = 4 * (base + j)
         p, m = _stage(np.float64(gpr[j]), np.float64(gmr[j]), au, nu, True, soft, ctoc, nk, c4,
-                      nbits, sp, sm)
-        p, m = _stage(p, m, ad, nd, False, soft, ctoc, nk, c4 + 2, nbits, sp, sm)
+                      nbits, sp, sm, gamma)
+        p, m = _stage(p, m, ad, nd, False, soft, ctoc, nk, c4 + 2, nbits, sp, sm, gamma)
         gpr[j] = np.float32(p)
         gmr[j] = np.float32(m)
         n_pulses += nu + nd
@@ -164,13 +209,15 @@ def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ct
 
 
 @jit
-def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, nk, base):
+def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, nk, base,
+              gamma=0.0):
     """Device update of one row given its counts: dense or compacted, same result.
 
     Dense (every cell, branch-free, vectorised) pays off once about a quarter of the row is
-    pulsed; it needs ctoc = 0 and counts < 256. Otherwise only the pulsed cells are visited.
+    pulsed; it needs ctoc = 0, counts < 256 and no power-step response (``gamma = 0``).
+    Otherwise only the pulsed cells are visited.
     """
-    if ctoc == 0.0 and nmax < 256 and 4 * k >= gpr.size:
+    if ctoc == 0.0 and gamma == 0.0 and nmax < 256 and 4 * k >= gpr.size:
         args = (gpr, gmr, aur, adr, fpr, fmr, nup, ndn)
         if not soft:
             return _dense_hard(*args)
@@ -178,7 +225,7 @@ def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, 
             return _dense_soft4c(*args) if nmax < 16 else _dense_soft8c(*args)
         return _dense_soft4(*args) if nmax < 16 else _dense_soft8(*args)
     return _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, _bit_length(nmax), soft,
-                        ctoc, nk, base)
+                        ctoc, nk, base, gamma)
 
 
 @jit(inline="always")
@@ -267,14 +314,14 @@ def _bit_length(n):
 
 @jit
 def apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, nk,
-                      base):
+                      base, gamma=0.0):
     """:func:`apply_row` for counts where no cell has both UP and DOWN pulses.
 
     Then a cell's UP-then-DOWN update is a single stage, so the dense path computes one
-    power per cell. Sparse rows, ctoc and counts ≥ 256 take the general path (after
-    compacting the pulsed cells into ``idx``; ``k`` is their number).
+    power per cell. Sparse rows, ctoc, the power-step response and counts ≥ 256 take the
+    general path (after compacting the pulsed cells into ``idx``; ``k`` is their number).
     """
-    if ctoc == 0.0 and nmax < 256 and 4 * k >= gpr.size:
+    if ctoc == 0.0 and gamma == 0.0 and nmax < 256 and 4 * k >= gpr.size:
         if not soft:
             return _one_way_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn)
         if nmax < 16:
@@ -285,7 +332,7 @@ def apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft
         idx[q] = j
         q += (nup[j] | ndn[j]) != 0
     return _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, q, nup, ndn, _bit_length(nmax), soft,
-                        ctoc, nk, base)
+                        ctoc, nk, base, gamma)
 
 
 @jit(inline="always")

@@ -98,7 +98,8 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
                           alpha_up: np.ndarray, alpha_down: np.ndarray, frozen_p: np.ndarray,
                           frozen_m: np.ndarray, dw_min: float, soft: bool, ctoc: float,
                           max_pulses: int, key: int, counter: int,
-                          dw_scale: float = 1.0, first_row: int = 0) -> tuple[int, int]:
+                          dw_scale: float = 1.0, first_row: int = 0,
+                          pow_gamma: float = 0.0) -> tuple[int, int]:
     """Pulse each cell ``round_stochastic(Δw / Δw_min)`` times, in place.
 
     Per cell, with ``Δw_ij = dw_ij · float32(dw_scale)`` (a float32 product, as
@@ -139,6 +140,10 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
         Index of the first row of these arrays in the whole matrix: the random draws of row
         ``i`` are those of row ``first_row + i``, so updating a matrix in blocks of rows
         (with the same key and counter) gives exactly the bits of one call on all of it.
+    pow_gamma : float ≥ 0, default 0
+        0: the response given by ``soft``. ``γ > 0``: power-step response per pulse and
+        device, potentiation ``ΔG = α (1 - G)^γ``, depression ``ΔG = -α G^γ`` (aihwkit's
+        ``PowStepDevice`` on the device's range ``[0, 1]``; :mod:`.device`).
 
     Returns
     -------
@@ -152,6 +157,7 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
     step = _check_real("dw_min", dw_min, 0.0, lo_open=True)
     soft = _check_bool("soft", soft)
     ctoc = _check_real("ctoc", ctoc, 0.0)
+    gamma = _check_real("pow_gamma", pow_gamma, 0.0)
     max_pulses = _check_int("max_pulses", max_pulses, 1, 1 << 40)
     scale = _check_real("dw_scale", dw_scale, -math.inf)
     row0 = _check_int("first_row", first_row, 0, 1 << 40)
@@ -164,7 +170,7 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
     n_pulses, n_clip, n_bad_alpha, n_bad = drive(
         gp, gm, dw, np.float32(scale), alpha_up, alpha_down, frozen_p, frozen_m, 1.0 / step,
         soft, ctoc, max_pulses, k, c, nkey, row0, 1 if drive is _expected_driver.serial else
-        row_groups(shape[0]))
+        row_groups(shape[0]), gamma)
     if n_bad:
         raise ValueError(f"dw contains {n_bad} NaN or Inf entries (after dw_scale); allowed: "
                          "finite values (those cells were left unchanged, the others were "
@@ -175,7 +181,7 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
 
 @pjit
 def _expected_driver(gp, gm, dw, dw_scale, a_up, a_dn, fp, fm, inv_min, soft, ctoc, max_pulses,
-                     key, ctr, nkey, row0, n_groups):
+                     key, ctr, nkey, row0, n_groups, gamma):
     """Returns the totals ``(pulses, cut cells, cells with a bad α, non-finite Δw)``."""
     ukey = stream_key(key, ctr)
     nk = stream_key(nkey, ctr)
@@ -195,25 +201,26 @@ def _expected_driver(gp, gm, dw, dw_scale, a_up, a_dn, fp, fm, inv_min, soft, ct
                                      fp[i:e].reshape(-1), fm[i:e].reshape(-1))
             counts[i, 0], counts[i, 1], counts[i, 2], counts[i, 3] = _expected_row(
                 dw[i], dw_scale, inv_min, max_pulses, ukey, row0 + i, gp[i], gm[i], a_up[i],
-                a_dn[i], fp[i], fm[i], soft, ctoc, nk, idx, nup, ndn, clean)
+                a_dn[i], fp[i], fm[i], soft, ctoc, nk, idx, nup, ndn, clean, gamma)
     return counts[:, 0].sum(), counts[:, 1].sum(), counts[:, 2].sum(), counts[:, 3].sum()
 
 
 @jit
 def _expected_row(dwr, dw_scale, inv_min, max_pulses, ukey, i, gpr, gmr, aur, adr, fpr, fmr,
-                  soft, ctoc, nk, idx, nup, ndn, clean):
+                  soft, ctoc, nk, idx, nup, ndn, clean, gamma):
     """Row ``i``: ``(pulses, cut cells, cells with a bad α, non-finite Δw)``.
 
     ``clean``: the row is known to have no stuck device and only valid steps.
 
     A row whose counts are known in advance to stay below 256 and ``max_pulses`` (from
-    ``max|Δw|``), with finite ``Δw``, no ctoc and enough pulsed cells, is counted and
+    ``max|Δw|``), with finite ``Δw``, no ctoc, no power step and enough pulsed cells, is
+    counted and
     updated in one fused loop (``_fused_*``); any other row is counted first and then
     handed to the device worker. Both give the same bits.
     """
     n = dwr.size
     pos = ukey + (np.uint64(i * n) + _ONE) * _GAMMA  # draw_u64(ukey, i·n): the row's first
-    if ctoc == 0.0:
+    if ctoc == 0.0 and gamma == 0.0:
         a_max, n_big = _row_scan(dwr, dw_scale, inv_min)
         bound = np.floor(a_max) + 1.0  # ≥ every count of the row; NaN/Inf fail the tests
         if bound < 256.0 and bound <= max_pulses and 4 * n_big >= n:
@@ -228,7 +235,7 @@ def _expected_row(dwr, dw_scale, inv_min, max_pulses, ukey, i, gpr, gmr, aur, ad
     k, nmax, n_clip, n_bad_dw = _expected_counts(dwr, dw_scale, inv_min, max_pulses, pos, nup,
                                                  ndn)
     n_pulses, n_bad = apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax,
-                                        soft, ctoc, nk, i * n)
+                                        soft, ctoc, nk, i * n, gamma)
     return n_pulses, n_clip, n_bad, n_bad_dw
 
 
@@ -408,7 +415,8 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
                             lr: float, *, bl: int, dw_min: float, update_management: bool,
                             alpha_up: np.ndarray, alpha_down: np.ndarray,
                             frozen_p: np.ndarray, frozen_m: np.ndarray, soft: bool,
-                            ctoc: float, key: int, counter: int) -> tuple[int, int]:
+                            ctoc: float, key: int, counter: int,
+                            pow_gamma: float = 0.0) -> tuple[int, int]:
     """Stochastic pulse-train update with coincidence counting, in place.
 
     Intended update ``Δw_ij = -lr Σ_b d_bi x_bj``. Per sample ``b`` and bit ``t < bl``,
@@ -443,7 +451,7 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
         Weight change of one pulse (device units).
     update_management : bool
         Balance ``A`` and ``C`` by ``x_max`` and ``d_max``.
-    alpha_up, alpha_down, frozen_p, frozen_m, soft, ctoc, key, counter
+    alpha_up, alpha_down, frozen_p, frozen_m, soft, ctoc, key, counter, pow_gamma
         As in :func:`pulse_update_expected`.
 
     Returns
@@ -462,6 +470,7 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     um = _check_bool("update_management", update_management)
     soft = _check_bool("soft", soft)
     ctoc = _check_real("ctoc", ctoc, 0.0)
+    gamma = _check_real("pow_gamma", pow_gamma, 0.0)
     k, c = check_key(key, counter)
     xmax, dmax = _max_abs("x", x), _max_abs("d", d)
     if xmax == 0.0 or dmax == 0.0:
@@ -497,7 +506,8 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     drive = pick(_coincidence_driver, gp.size // 4)
     n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
                             frozen_m, soft, ctoc, nkey, c, n_planes,
-                            1 if drive is _coincidence_driver.serial else row_groups(shape[0]))
+                            1 if drive is _coincidence_driver.serial else row_groups(shape[0]),
+                            gamma)
     _raise_bad_alpha(n_bad)
     return n_pulses, int(clips.sum())
 
@@ -612,7 +622,7 @@ def _ctz(typingctx, v):
 
 @pjit
 def _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, a_up, a_dn, fp, fm, soft, ctoc, nkey, ctr,
-                        n_planes, n_groups):
+                        n_planes, n_groups, gamma):
     """Returns the totals ``(pulses, cells with a bad α)``."""
     nk = stream_key(nkey, ctr)
     n_out, n_in = gp.shape
@@ -635,7 +645,7 @@ def _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, a_up, a_dn, fp, fm, soft, c
             k, nmax = _compact_counts(tot, up, n_in, idx)
             counts[i, 0], counts[i, 1] = apply_row(gp[i], gm[i], a_up[i], a_dn[i], fp[i], fm[i],
                                                    idx, k, up, tot, nmax, soft, ctoc, nk,
-                                                   i * n_in)
+                                                   i * n_in, gamma)
     return counts[:, 0].sum(), counts[:, 1].sum()
 
 

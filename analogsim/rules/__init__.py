@@ -8,8 +8,8 @@ Each rule declares its options once, as the fields of its ``Options`` dataclass
 validates them and :func:`rule_options` hands the declaration to the docs generator.
 
 How an analog layer's update reaches its conductances is the *optimizer*'s business
-(:mod:`.optimizers`, :data:`OPTIMIZERS`: ``sgd``, ``mixed_precision``), orthogonal to the
-rule.
+(:mod:`.optimizers`, :data:`OPTIMIZERS`: ``sgd``, ``mixed_precision``, ``tiki_taka``,
+``ttv2``, ``c_ttv2``, ``agad``), orthogonal to the rule.
 """
 
 from __future__ import annotations

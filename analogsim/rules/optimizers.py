@@ -34,13 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..fields import check_fields, param, unknown_key
+from ..fields import check_fields, fail, param, unknown_key
 from ..hardware.array import make_array
 from ..hardware.ledger import Ledger
-from ..seeding import derive_seed
+from ..seeding import derive_rng, derive_seed
 
-__all__ = ["OPTIMIZERS", "OPTION_OWNER", "AnalogOptimizer", "DirectPulse", "MixedPrecision",
-           "TikiTaka", "get_optimizer", "optimizer_options"]
+__all__ = ["AGAD", "OPTIMIZERS", "OPTION_OWNER", "AnalogOptimizer", "ChoppedTikiTakaV2",
+           "DirectPulse", "MixedPrecision", "TikiTaka", "TikiTakaV2", "get_optimizer",
+           "optimizer_options"]
 
 #: Owner of every optimizer option in error messages, as in ``--set optimizer.<option>=…``.
 OPTION_OWNER = "optimizer"
@@ -286,6 +287,8 @@ class TikiTaka(AnalogOptimizer):
     """
 
     name = "tiki_taka"
+    #: Name of A's random stream under the layer's seed.
+    _seed_tag = "tiki_taka"
 
     @dataclass(frozen=True)
     class Options:
@@ -302,7 +305,7 @@ class TikiTaka(AnalogOptimizer):
 
     def init(self, layer):
         fast = make_array(layer.n_out, layer.n_in, layer.hw, ledger=Ledger("fast_array"),
-                          seed=derive_seed(layer.seed, "optimizer", self.name, "A"))
+                          seed=derive_seed(layer.seed, "optimizer", self._seed_tag, "A"))
         return {"A": fast, "count": np.zeros(2, dtype=np.int64)}  # [updates, next column]
 
     def attach(self, layer, state):
@@ -335,9 +338,269 @@ class TikiTaka(AnalogOptimizer):
         return state
 
 
+def _rng_words(rng: np.random.Generator) -> np.ndarray:
+    """A PCG64 generator's state as uint64 words (checkpointable without pickle)."""
+    st = rng.bit_generator.state
+    s, inc = st["state"]["state"], st["state"]["inc"]
+    mask = (1 << 64) - 1
+    return np.array([s >> 64, s & mask, inc >> 64, inc & mask, st["has_uint32"],
+                     st["uinteger"]], dtype=np.uint64)
+
+
+def _set_rng_words(rng: np.random.Generator, words: np.ndarray) -> None:
+    w = [int(v) for v in words]
+    rng.bit_generator.state = {"bit_generator": "PCG64",
+                               "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+                               "has_uint32": w[4], "uinteger": w[5]}
+
+
+class TikiTakaV2(TikiTaka):
+    r"""``ttv2``: Tiki-Taka v2, the transfer filtered through a digital buffer H.
+
+    As :class:`TikiTaka` (A receives the pulse updates, one column of A is read every ``k``
+    updates with a one-hot forward read), but the read is accumulated digitally and only
+    whole device steps reach C:
+
+    .. math::
+
+        v &= \mathrm{mvm}_A(e_j) \\
+        H_{:,j} &← H_{:,j} + \frac{η_t}{Δw_{min}}\, v \qquad (H \text{ in device steps of C}) \\
+        n &= \operatorname{trunc}(H_{:,j}), \qquad H_{:,j} ← H_{:,j} - n \\
+        C_{:,j} &← C_{:,j} + n\,Δw_{min} \quad\text{(pulse\_cells: } |n_i| \text{ pulses)}
+
+    H is float32, one per analog layer, the shape of W. The forward weight is
+    ``W = s (C + γ A)`` with ``γ = 0`` by default (then A is not read in the forward pass).
+
+    Source: Gokmen, "Enabling training of neural networks on noisy hardware", Front. Artif.
+    Intell. 4:699148 (2021).
+
+    Costs per transfer (``optimizer`` scope): ``digital_mults = n_out`` (η_t/Δw_min scaling),
+    ``digital_adds = 2 n_out + #pulsed cells`` (accumulate, truncate, remainder),
+    ``mem_bytes = 2·4 n_out`` (H's column read and written); once, ``mem_held_bytes =
+    4 n_in n_out``; C's pulses are charged by the array (no ``bl`` cut: exact counts).
+    """
+
+    name = "ttv2"
+    _seed_tag = "ttv2"
+    #: Whether the chopper (c_ttv2, agad) is active.
+    _chopped = False
+
+    @dataclass(frozen=True)
+    class Options:
+        gamma: float = param(0.0, lo=0.0, hi=1000.0, doc="γ: weight of the fast array A in "
+                             "the layer's weight W = s (C + γ A); 0: A is not read forward")
+        transfer_every: int = param(1, lo=1, hi=1_000_000, unit="updates",
+                                    doc="k: read one column of A into H every k updates")
+        transfer_lr: float = param(0.1, lo=0.0, hi=1000.0, lo_open=True,
+                                   doc="η_t: H += η_t A e_j / Δw_min (device steps of C per "
+                                       "device unit read)")
+
+        def __post_init__(self) -> None:
+            check_fields(self, OPTION_OWNER)
+
+    def init(self, layer):
+        state = super().init(layer)
+        state["H"] = np.zeros(layer.shape, dtype=np.float32)
+        return state
+
+    def attach(self, layer, state):
+        kind = getattr(layer, "transpose_kind", None)
+        if kind is not None:
+            raise ValueError(f"{layer.name}: optimizer {self.name!r} keeps part of the weight's "
+                             f"history on a second array while transpose = "
+                             f"{kind!r} emulates Wᵀ of one array only; allowed: "
+                             "a rule that needs no Wᵀδ, or sgd / mixed_precision")
+        gamma = getattr(self.options, "gamma", 0.0)  # chopped A is never read forward
+        if gamma > 0:
+            layer.add_read_term(state["A"], gamma)
+        state["A"].ledger = layer.ledger.child(self.scope).child("fast_array")
+
+    def apply(self, layer, x, delta, lr, state, ledger):
+        fast, count = state["A"], state["count"]
+        if self._chopped:  # x → c ⊙ x: the gradient reaches A modulated by the chopper
+            x = x * state["c"]
+            ledger.charge(digital_mults=x.size)
+        fast.pulse_update(x, delta, lr / float(layer.scale))
+        count[0] += 1
+        if count[0] % self.options.transfer_every == 0:
+            j = int(count[1])
+            amp = np.float32(layer.hw.dac.input_range)
+            probe = np.zeros((1, layer.n_in), dtype=np.float32)
+            probe[0, j] = amp
+            v = fast.mvm(probe)[0] / amp
+            self._accumulate(layer, state, j, self._signal(state, j, v, ledger), ledger)
+            count[1] = (j + 1) % layer.n_in
+            if self._chopped:
+                transfers = int(count[0]) // self.options.transfer_every
+                self._chop(state, j, (transfers - 1) // layer.n_in + 1, v, ledger)
+        return state
+
+    def _signal(self, state, j: int, v: np.ndarray, ledger: Ledger) -> np.ndarray:
+        """What column ``j``'s read ``v`` contributes to H (before the η_t/Δw_min scaling)."""
+        if not self._chopped:
+            return v
+        ledger.charge(digital_mults=v.size)
+        return v * state["c"][j]
+
+    def _accumulate(self, layer, state, j, signal, ledger) -> None:
+        h = state["H"][:, j]
+        h += (np.float32(self.options.transfer_lr) / np.float32(layer.hw.device.dw_min)) * signal
+        n = np.clip(np.trunc(h), -_MAX_COUNT, _MAX_COUNT)
+        h -= n
+        counts = np.zeros(layer.shape, dtype=np.int64)
+        counts[:, j] = n.astype(np.int64)
+        layer.array.pulse_cells(counts)
+        pulsed = int(np.count_nonzero(n))
+        ledger.charge(digital_mults=h.size, digital_adds=2 * h.size + pulsed,
+                      mem_bytes=2 * _CHI_BYTES * h.size)
+
+    def _chop(self, state, j: int, reads: int, v: np.ndarray, ledger: Ledger) -> bool:
+        """After column ``j``'s ``reads``-th read: flip its chopper sign if it is due."""
+        return False
+
+    def export(self, state):
+        out = super().export(state)
+        out.update({k: v.copy() for k, v in state.items()
+                    if isinstance(v, np.ndarray) and k != "count"})
+        if "rng" in state:
+            out["chopper_rng"] = _rng_words(state["rng"])
+        return out
+
+    def restore(self, layer, arrays):
+        state = super().restore(layer, arrays)
+        for key in state:
+            if key in arrays and key not in ("A", "count"):
+                state[key] = np.array(arrays[key], copy=True)
+        if "rng" in state:
+            _set_rng_words(state["rng"], arrays["chopper_rng"])
+        return state
+
+
+class ChoppedTikiTakaV2(TikiTakaV2):
+    r"""``c_ttv2``: TTv2 with a chopper on A's inputs.
+
+    Each input column ``j`` has a sign :math:`c_j ∈ \{±1\}` (initially +1). The gradient is
+    written to A modulated, and demodulated when read:
+
+    .. math::
+
+        A &← A - \frac{lr}{s}\, δ^T (c ⊙ x) \\
+        H_{:,j} &← H_{:,j} + \frac{η_t}{Δw_{min}}\, c_j\, \mathrm{mvm}_A(e_j)
+
+    then whole pulses from H to C as in :class:`TikiTakaV2`. Right after column ``j`` is read
+    its sign flips: every ``chop_every``-th read of that column (every ``chop_every · n_in ·
+    k`` updates), or with probability ``chop_prob`` per read, drawn from the stream
+    ``derive_seed(layer seed, "optimizer", "ttv2", "chopper")``. A's drift towards its
+    symmetry point (or any offset of A) enters H with alternating sign and cancels on
+    average, while the gradient does not. ``chop_every = 0`` and ``chop_prob = 0``: no
+    chopper, exactly ``ttv2`` (with ``γ = 0``). There is no ``γ``: A holds the chopped
+    gradient, so it is never part of the forward weight (``W = s C``).
+
+    Source: Rasch, Carta, Fagbohungbe & Gokmen, "Fast and robust analog in-memory deep
+    neural network training", Nat. Commun. 15:7133 (2024).
+
+    Costs on top of ``ttv2``: ``digital_mults = B n_in`` per update (the sign on x) and
+    ``n_out`` per transfer (the sign on the read); ``mem_held_bytes += 4 n_in`` (c).
+    """
+
+    name = "c_ttv2"
+    _chopped = True
+
+    @dataclass(frozen=True)
+    class Options:
+        transfer_every: int = param(1, lo=1, hi=1_000_000, unit="updates",
+                                    doc="k: read one column of A into H every k updates")
+        transfer_lr: float = param(0.1, lo=0.0, hi=1000.0, lo_open=True,
+                                   doc="η_t: H += η_t c_j A e_j / Δw_min (device steps of C "
+                                       "per device unit read)")
+        chop_every: int = param(1, lo=0, hi=1_000_000, unit="reads",
+                                doc="flip column j's chopper sign after every this many reads "
+                                    "of column j; 0: not periodically")
+        chop_prob: float = param(0.0, lo=0.0, hi=1.0, doc="instead: flip column j's sign "
+                                 "with this probability after each read of column j (needs "
+                                 "chop_every = 0)")
+
+        def __post_init__(self) -> None:
+            check_fields(self, OPTION_OWNER)
+            if self.chop_prob > 0 and self.chop_every > 0:
+                fail(OPTION_OWNER, "chop_prob", self.chop_prob,
+                     "0 while chop_every > 0 (set chop_every = 0 to flip at random)")
+
+    def init(self, layer):
+        state = super().init(layer)
+        state["c"] = np.ones(layer.n_in, dtype=np.float32)
+        state["rng"] = derive_rng(layer.seed, "optimizer", self._seed_tag, "chopper")
+        return state
+
+    def _chop(self, state, j, reads, v, ledger):
+        opt = self.options
+        if opt.chop_every:
+            flip = reads % opt.chop_every == 0
+        else:
+            flip = opt.chop_prob > 0 and bool(state["rng"].random() < opt.chop_prob)
+        if flip:
+            state["c"][j] = -state["c"][j]
+        return flip
+
+
+class AGAD(ChoppedTikiTakaV2):
+    r"""``agad``: chopped TTv2 with an on-the-fly reference instead of A's symmetry point.
+
+    As ``c_ttv2``, but what enters H is the read minus a digital reference per column,
+    the average of that column's reads during the previous chopper half-period:
+
+    .. math::
+
+        H_{:,j} &← H_{:,j} + \frac{η_t}{Δw_{min}}\, c_j\,(v - R_{:,j}), \qquad
+            v = \mathrm{mvm}_A(e_j) \\
+        M_{:,j} &← M_{:,j} + (v - M_{:,j}) / m_j \quad (m_j: \text{reads of } j
+            \text{ in this half-period}) \\
+        \text{at a flip of } c_j:\quad R_{:,j} &← M_{:,j}, \quad m_j ← 0
+
+    With ``chop_every = 1`` the reference is the previous read: H integrates ``c_j`` times
+    the change of A's column since then, i.e. the gradient written to it, and A's offset or
+    drift cancels without any assumption on where A rests (no reference array, no
+    symmetry-point calibration).
+
+    Source: Rasch, Carta, Fagbohungbe & Gokmen, "Fast and robust analog in-memory deep
+    neural network training", Nat. Commun. 15:7133 (2024) (AGAD).
+
+    Costs on top of ``c_ttv2``, per transfer: ``digital_adds = 3 n_out`` (difference,
+    running mean), ``digital_mults = n_out``, ``mem_bytes = 3·4 n_out`` (R read, M read and
+    written; at a flip ``2·4 n_out`` more); ``mem_held_bytes += 8 n_in n_out + 8 n_in``.
+    """
+
+    name = "agad"
+
+    def init(self, layer):
+        state = super().init(layer)
+        state["R"] = np.zeros(layer.shape, dtype=np.float32)
+        state["M"] = np.zeros(layer.shape, dtype=np.float32)
+        state["m"] = np.zeros(layer.n_in, dtype=np.int64)
+        return state
+
+    def _signal(self, state, j, v, ledger):
+        ledger.charge(digital_adds=v.size, mem_bytes=_CHI_BYTES * v.size)
+        return super()._signal(state, j, v - state["R"][:, j], ledger)
+
+    def _chop(self, state, j, reads, v, ledger):
+        mean, m = state["M"][:, j], state["m"]
+        m[j] += 1
+        mean += (v - mean) / np.float32(m[j])
+        ledger.charge(digital_adds=2 * v.size, digital_mults=v.size,
+                      mem_bytes=2 * _CHI_BYTES * v.size)
+        flip = super()._chop(state, j, reads, v, ledger)
+        if flip:
+            state["R"][:, j] = mean
+            m[j] = 0
+            ledger.charge(mem_bytes=2 * _CHI_BYTES * v.size)
+        return flip
+
+
 OPTIMIZERS: dict[str, type[AnalogOptimizer]] = {"sgd": DirectPulse,
                                                 "mixed_precision": MixedPrecision,
-                                                "tiki_taka": TikiTaka}
+                                                "tiki_taka": TikiTaka, "ttv2": TikiTakaV2,
+                                                "c_ttv2": ChoppedTikiTakaV2, "agad": AGAD}
 
 
 def _optimizer_class(name: str) -> type[AnalogOptimizer]:

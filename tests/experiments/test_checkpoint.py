@@ -376,3 +376,33 @@ def test_tiki_taka_resume_restores_the_fast_arrays_bit_exactly(tmp_path: Path,
     resumed = _trained(_cfg("dfa", 2, **kw), digits, trainer=trainer,
                        start_epoch=meta["epoch"], progress=meta["progress"])
     _assert_same_run(straight, resumed)
+
+
+@pytest.mark.parametrize(("name", "options"), [
+    ("c_ttv2", {"transfer_every": 2, "chop_every": 0, "chop_prob": 0.3}),
+    ("agad", {"chop_every": 2}),
+])
+def test_chopped_tiki_taka_resume_is_bit_exact(tmp_path: Path, digits, name, options) -> None:
+    kw = {"optimizer": name, "optimizer_options": options}
+    path = tmp_path / "run.npz"
+    straight = _trained(_cfg("dfa", 2, **kw), digits)
+    ck.train_with_checkpoints(HW, MODEL, _cfg("dfa", 1, **kw), path, dataset=digits)
+    trainer, meta = ck.load(path, HW, MODEL, _cfg("dfa", 2, **kw))
+    keys = set(_state(trainer))
+    want = {"opt.net.layer0.A.gp", "opt.net.layer0.H", "opt.net.layer0.c",
+            "opt.net.layer0.chopper_rng", "opt.net.layer1.count"}
+    if name == "agad":
+        want |= {"opt.net.layer0.R", "opt.net.layer0.M", "opt.net.layer0.m"}
+    assert want <= keys
+    resumed = _trained(_cfg("dfa", 2, **kw), digits, trainer=trainer,
+                       start_epoch=meta["epoch"], progress=meta["progress"])
+    _assert_same_run(straight, resumed)
+    # The chopper's state matters: losing its signs and random stream changes the run.
+    trainer, meta = ck.load(path, HW, MODEL, _cfg("dfa", 2, **kw))
+    for _, state in trainer.opt.optimizer._states.values():
+        state["c"][:] = 1.0
+        state["rng"] = np.random.default_rng(0)
+    lost = _trained(_cfg("dfa", 2, **kw), digits, trainer=trainer, start_epoch=1,
+                    progress=meta["progress"])
+    with pytest.raises(AssertionError):
+        _assert_same_run(straight, lost)

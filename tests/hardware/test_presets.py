@@ -11,8 +11,11 @@ from analogsim.hardware import presets as P
 from analogsim.hardware.config import CostModel, HardwareConfig
 from analogsim.hardware.presets import PRESET_NOTES, PRESETS, get_preset, list_presets
 
-REQUIRED = ("ideal", "aihwkit_default", "rram", "pcm", "ecram")
+REQUIRED = ("ideal", "aihwkit_default", "rram", "pcm", "ecram", "ecram_aihwkit",
+            "reram_sb_aihwkit")
 REALISTIC = ("rram", "pcm", "ecram")
+#: aihwkit device presets on aihwkit's default tile (docs/hardware.md, "aihwkit device presets").
+AIHWKIT_DEVICES = ("ecram_aihwkit", "reram_sb_aihwkit")
 
 
 def test_required_presets_exist() -> None:
@@ -138,7 +141,8 @@ def test_pcm_character() -> None:
     assert d.w_max == 1.0
 
 
-@pytest.mark.parametrize("name", [n for n in PRESETS if n not in ("aihwkit_default", "pcm")])
+@pytest.mark.parametrize("name", [n for n in PRESETS
+                                  if n not in ("aihwkit_default", "pcm", *AIHWKIT_DEVICES)])
 def test_other_presets_keep_the_original_read_path(name: str) -> None:
     hw = get_preset(name)
     assert hw.dac.scaling == "maxabs"
@@ -171,3 +175,30 @@ def test_pulse_trains_can_move_a_weight(name: str) -> None:
 def test_module_docstring_states_conventions() -> None:
     doc = P.__doc__ or ""
     assert "choice" in doc and "out_bound" in doc
+
+
+@pytest.mark.parametrize("name", AIHWKIT_DEVICES)
+def test_aihwkit_device_presets_sit_on_aihwkit_default_tile(name: str) -> None:
+    hw, base = get_preset(name), get_preset("aihwkit_default")
+    for sec in HardwareConfig.SECTIONS:
+        if sec != "device":
+            assert getattr(hw, sec) == getattr(base, sec), sec
+    d = hw.device
+    # aihwkit ranges of width 2 (w_max - w_min), recentred; symmetry point calibrated.
+    assert d.w_max == 1.0 and d.up_down == 0.0 and d.up_down_dtod == 0.01
+    assert d.dw_min == 0.002 and d.levels is None
+    assert d.drift_nu == d.stuck_on == d.stuck_off == 0.0
+
+
+def test_aihwkit_device_preset_numbers() -> None:
+    """EcRamPresetDevice / ReRamSBPresetDevice (aihwkit presets/devices.py)."""
+    e = get_preset("ecram_aihwkit").device
+    assert (e.bounds, e.ctoc, e.dtod) == ("hard", 0.3, 0.1)
+    r = get_preset("reram_sb_aihwkit").device
+    assert (r.bounds, r.ctoc, r.dtod) == ("soft", 3.75, 0.3)
+
+
+@pytest.mark.parametrize("name", [n for n in PRESETS if n not in AIHWKIT_DEVICES])
+def test_older_presets_have_no_asymmetry_spread(name: str) -> None:
+    # up_down_dtod = 0 draws nothing: these presets give the results they gave before.
+    assert get_preset(name).device.up_down_dtod == 0.0

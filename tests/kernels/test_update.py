@@ -45,11 +45,31 @@ def ipow(base: np.ndarray, n: np.ndarray) -> np.ndarray:
     return f
 
 
-def stage(p, m, alpha, n, up, soft, ctoc, z):
-    """One direction of pulses on the pair (p, m); ``z`` = ctoc normals (2, ...) for G+, G-."""
+def pow_pulse(g, alpha, pot, gamma, s):
+    """One power-step pulse of relative size ``s``: ``G + sα(1 - G)^γ`` or ``G - sαG^γ``."""
+    if pot:
+        return np.minimum(g + s * alpha * _pow(1.0 - g, gamma).astype(np.float64), 1.0)
+    return np.maximum(g - s * alpha * _pow(g, gamma).astype(np.float64), 0.0)
+
+
+def pow_device(g, alpha, e, pot, gamma):
+    """``⌊e⌋`` whole power-step pulses one after another, then one of size ``e - ⌊e⌋``."""
+    k = np.floor(e)
+    for t in range(int(k.max(initial=0))):
+        g = np.where(t < k, pow_pulse(g, alpha, pot, gamma, 1.0), g)
+    frac = e - k
+    return np.where(frac > 0, pow_pulse(g, alpha, pot, gamma, frac), g)
+
+
+def stage(p, m, alpha, n, up, soft, ctoc, z, gamma=0.0):
+    """One direction of pulses on the pair (p, m); ``z`` = ctoc normals (2, ...) for G+, G-.
+
+    ``gamma > 0``: the power-step response (soft/hard ignored)."""
     e = [n.astype(np.float64), n.astype(np.float64)]
     if ctoc > 0:
         e = [np.where(n > 0, np.maximum(n + ctoc * np.sqrt(n) * z[k], 0.0), 0.0) for k in (0, 1)]
+    if gamma > 0:
+        return pow_device(p, alpha, e[0], up, gamma), pow_device(m, alpha, e[1], not up, gamma)
     if soft:
         if ctoc > 0:
             fp, fm = (_pow(1.0 - alpha, ek).astype(np.float64) for ek in e)
@@ -65,22 +85,23 @@ def stage(p, m, alpha, n, up, soft, ctoc, z):
     return np.where(n == 0, p, p2), np.where(n == 0, m, m2)
 
 
-def device_twin(dev, n_up, n_dn, soft, ctoc, key, counter):
+def device_twin(dev, n_up, n_dn, soft, ctoc, key, counter, gamma=0.0):
     """UP then DOWN pulses on every cell; returns new (gp, gm) float32."""
     p, m = dev["gp"].astype(np.float64), dev["gm"].astype(np.float64)
     z = np.zeros((4,) + p.shape)
     if ctoc > 0:
         z = normal(sub_key(key, TAG_CTOC), counter, 4 * p.size).reshape(p.shape + (4,))
         z = np.moveaxis(z, -1, 0)
-    p2, m2 = stage(p, m, dev["alpha_up"].astype(np.float64), n_up, True, soft, ctoc, z[0:2])
+    p2, m2 = stage(p, m, dev["alpha_up"].astype(np.float64), n_up, True, soft, ctoc, z[0:2],
+                   gamma)
     p2, m2 = stage(p2, m2, dev["alpha_down"].astype(np.float64), n_dn, False, soft, ctoc,
-                   z[2:4])
+                   z[2:4], gamma)
     p2 = np.where(dev["frozen_p"] == 1, p, p2).astype(np.float32)
     m2 = np.where(dev["frozen_m"] == 1, m, m2).astype(np.float32)
     return p2, m2
 
 
-def expected_twin(dev, dw, dw_min, soft, ctoc, max_pulses, key, counter):
+def expected_twin(dev, dw, dw_min, soft, ctoc, max_pulses, key, counter, gamma=0.0):
     a = np.minimum(np.abs(dw.astype(np.float64)) * (1.0 / dw_min), max_pulses + 1.0)
     u = uniform_twin(key, counter, dw.size).reshape(dw.shape)
     fl = np.floor(a)
@@ -88,7 +109,8 @@ def expected_twin(dev, dw, dw_min, soft, ctoc, max_pulses, key, counter):
     n_clip = int(np.count_nonzero(n > max_pulses))
     n = np.minimum(n, max_pulses)
     n_up, n_dn = np.where(dw > 0, n, 0), np.where(dw > 0, 0, n)
-    return device_twin(dev, n_up, n_dn, soft, ctoc, key, counter), int(n.sum()), n_clip
+    return (device_twin(dev, n_up, n_dn, soft, ctoc, key, counter, gamma), int(n.sum()),
+            n_clip)
 
 
 def trains_twin(v, scale, bl, key, counter):
@@ -107,7 +129,7 @@ def trains_twin(v, scale, bl, key, counter):
     return bits, cut
 
 
-def stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, key, counter):
+def stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, key, counter, gamma=0.0):
     xmax, dmax = float(np.abs(x).max()), float(np.abs(d).max())
     base = lr / (bl * dw_min)
     ax = math.sqrt(base * dmax / xmax) if um else math.sqrt(base)
@@ -118,7 +140,7 @@ def stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, key, counter):
     opposite = (d < 0)[:, :, None] != (x < 0)[:, None, :]         # (B, n_out, n_in)
     n_tot = coinc.sum(axis=(0, 1))
     n_up = (coinc & opposite[:, None]).sum(axis=(0, 1))
-    new = device_twin(dev, n_up, n_tot - n_up, soft, ctoc, key, counter)
+    new = device_twin(dev, n_up, n_tot - n_up, soft, ctoc, key, counter, gamma)
     return new, int(n_tot.sum()), cut_x + cut_d
 
 
@@ -187,6 +209,57 @@ def test_expected_matches_twin_with_stochastic_rounding(soft, ctoc, stuck):
     assert got == (total, n_clip) and n_clip == 2
     np.testing.assert_array_equal(gp, want[0])
     np.testing.assert_array_equal(gm, want[1])
+
+
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+@pytest.mark.parametrize("ctoc", [0.0, 0.4])
+@pytest.mark.parametrize("big", [False, True])
+def test_expected_power_step_matches_twin(gamma, ctoc, big):
+    """The power-step response (aihwkit PowStepDevice on [0, 1]) per pulse, bit for bit;
+    ``big``: dense rows with counts up to 60 (the paths that would otherwise be fused)."""
+    rng = np.random.default_rng(int(10 * gamma) + big)
+    shape = (7, 40)
+    dev = make_device(shape, seed=5, alpha=(0.01, 0.05))
+    dw_min = 2.0**-10
+    n = rng.integers(-60 if big else -3, 61 if big else 4, shape)
+    dw = (n * dw_min).astype(np.float32)
+    want, total, _ = expected_twin(dev, dw, dw_min, True, ctoc, 100, KEY, 3, gamma)
+    gp, gm = dev["gp"].copy(), dev["gm"].copy()
+    got = pulse_update_expected(gp, gm, dw, dw_min=dw_min, soft=True, ctoc=ctoc, max_pulses=100,
+                                key=KEY, counter=3, pow_gamma=gamma, **dev_kw(dev))
+    assert got == (total, 0) == (int(np.abs(n).sum()), 0)
+    np.testing.assert_array_equal(gp, want[0])
+    np.testing.assert_array_equal(gm, want[1])
+    assert np.all((gp >= 0) & (gp <= 1) & (gm >= 0) & (gm <= 1))
+
+
+def test_stochastic_power_step_matches_twin():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((5, 70)).astype(np.float32)
+    d = rng.standard_normal((5, 6)).astype(np.float32)
+    dev = make_device((6, 70), seed=9, alpha=(0.001, 0.01))
+    want, total, cut = stochastic_twin(dev, x, d, 0.05, 31, 0.01, True, True, 0.0, KEY, 2, 1.5)
+    gp, gm = dev["gp"].copy(), dev["gm"].copy()
+    got = pulse_update_stochastic(gp, gm, x, d, 0.05, bl=31, dw_min=0.01, update_management=True,
+                                  soft=True, ctoc=0.0, key=KEY, counter=2, pow_gamma=1.5,
+                                  **dev_kw(dev))
+    assert got == (total, cut) and total > 0
+    np.testing.assert_array_equal(gp, want[0])
+    np.testing.assert_array_equal(gm, want[1])
+
+
+def test_power_step_gamma_one_is_soft_bounds():
+    """γ = 1 is soft bounds (per pulse instead of the closed form: equal to rounding)."""
+    dev = make_device((4, 30), seed=1, stuck=0.0)
+    dw = (np.random.default_rng(0).integers(-20, 21, (4, 30)) * 2.0**-10).astype(np.float32)
+    out = []
+    for gamma in (0.0, 1.0):
+        gp, gm = dev["gp"].copy(), dev["gm"].copy()
+        pulse_update_expected(gp, gm, dw, dw_min=2.0**-10, soft=True, ctoc=0.0, max_pulses=64,
+                              key=KEY, counter=0, pow_gamma=gamma, **dev_kw(dev))
+        out.append((gp, gm))
+    np.testing.assert_allclose(out[0][0], out[1][0], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=0, atol=1e-6)
 
 
 @pytest.mark.parametrize("stuck", [0.1, 0.0])
@@ -342,6 +415,8 @@ def expected_args(**kw):
     (dict(max_pulses=0), ValueError, "max_pulses"), (dict(soft=1), TypeError, "soft"),
     (dict(key=2**64), ValueError, "key"), (dict(dw_scale=np.nan), ValueError, "dw_scale"),
     (dict(dw_scale=1e39), ValueError, "dw_scale"), (dict(dw_scale="2"), ValueError, "dw_scale"),
+    (dict(pow_gamma=-1.0), ValueError, "pow_gamma"), (dict(pow_gamma=np.inf), ValueError,
+                                                      "pow_gamma"),
 ])
 def test_expected_rejects_bad_arguments(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):

@@ -158,7 +158,8 @@ def test_fixed_feedback_arrays_hold_no_optimizer_state() -> None:
 
 
 @pytest.mark.parametrize(("name", "options", "match"), [
-    ("adam", {}, r"^optimizer = 'adam' is unknown; allowed: sgd, mixed_precision, tiki_taka$"),
+    ("adam", {}, r"^optimizer = 'adam' is unknown; allowed: sgd, mixed_precision, tiki_taka, "
+     r"ttv2, c_ttv2, agad$"),
     ("mixed_precision", {"thresh": 2.0},
      r"^optimizer 'mixed_precision': option 'thresh' is unknown \(did you mean "
      r"'threshold'\?\); allowed: threshold, max_pulses$"),
@@ -175,7 +176,8 @@ def test_options_are_validated_with_clear_messages(name, options, match) -> None
 
 
 def test_registry_and_run_parameters() -> None:
-    assert list(OPTIMIZERS) == ["sgd", "mixed_precision", "tiki_taka"]
+    assert list(OPTIMIZERS) == ["sgd", "mixed_precision", "tiki_taka", "ttv2", "c_ttv2",
+                              "agad"]
     run = resolve_point({"optimizer": "mixed_precision", "optimizer.threshold": 2,
                          "optimizer.max_pulses": "none"})
     assert run.train.optimizer == "mixed_precision"
@@ -252,3 +254,156 @@ def test_tiki_taka_refuses_a_layer_with_a_transpose_strategy() -> None:
     x, d = next(batches(3, 4, 1))
     with pytest.raises(ValueError, match="transpose = 'shadow'"):
         layer.update(x, d, 0.05, optimizer=get_optimizer("tiki_taka"))
+
+
+def _tt_state(opt, layer) -> dict:
+    return opt._states[id(layer)][1]
+
+
+def test_ttv2_matches_a_numpy_twin_of_its_transfer_exactly() -> None:
+    layer = AnalogLinear(3, 4, hw=EXACT, bias=False, seed=0)
+    opt = get_optimizer("ttv2", transfer_every=2, transfer_lr=0.3)
+    seen = recording(layer)
+    scale = np.float32(0.3) / np.float32(EXACT.device.dw_min)
+    h = np.zeros((4, 3), np.float32)
+    c = oracle.weights(layer.array).copy()
+    transfers = 0
+    for step, (x, d) in enumerate(batches(3, 4, 10)):
+        layer.update(x, d, 0.01, optimizer=opt)
+        if step % 2 == 0:  # no transfer on odd updates
+            assert len(seen) == transfers
+            continue
+        j = transfers % 3
+        a = oracle.weights(_tt_state(opt, layer)["A"])  # A's column, read noise-free
+        h[:, j] += scale * a[:, j]
+        n = np.trunc(h[:, j])
+        h[:, j] -= n
+        want = np.zeros((4, 3), np.int64)
+        want[:, j] = n.astype(np.int64)
+        np.testing.assert_array_equal(seen[transfers], want)
+        np.testing.assert_array_equal(_tt_state(opt, layer)["H"], h)
+        c += want.astype(np.float32) * np.float32(EXACT.device.dw_min)
+        transfers += 1
+    assert transfers == 5 and sum(np.abs(s).sum() for s in seen) > 0
+    assert np.all(np.abs(h) < 1)
+    # Whole pulses on a linear, noise-free device: C moved by exactly n Δw_min.
+    np.testing.assert_array_equal(oracle.weights(layer.array), c)
+    scope = layer.ledger.child("optimizer")
+    fast = scope.child("fast_array").totals()
+    got = {k: v - fast[k] for k, v in scope.totals().items()}  # the digital work only
+    assert got["mem_held_bytes"] == 4 * 12 + 16  # H and the counters, once
+    assert got["mem_bytes"] == 5 * 2 * 4 * 4 and got["digital_mults"] == 5 * 4
+    assert got["digital_adds"] == 5 * 2 * 4 + sum(np.count_nonzero(s) for s in seen)
+    assert fast["mvm"] == 5  # γ = 0: A is read by the probes only, not by the forward pass
+
+
+@pytest.mark.parametrize("name", ["c_ttv2", "agad"])
+def test_chopper_signs_flip_at_the_configured_period(name) -> None:
+    layer = AnalogLinear(3, 4, hw=EXACT, bias=False, seed=0)
+    opt = get_optimizer(name, chop_every=2)
+    signs = []
+    for x, d in batches(3, 4, 12):
+        layer.update(x, d, 0.01, optimizer=opt)
+        signs.append(_tt_state(opt, layer)["c"].copy())
+    # Column j is read at updates j+1, j+4, j+7, j+10 and flips after every second read.
+    want = np.ones((12, 3), np.float32)
+    for j in range(3):
+        for t in range(12):
+            reads = (t - j) // 3 + 1 if t >= j else 0
+            want[t, j] = (-1.0) ** (reads // 2)
+    np.testing.assert_array_equal(np.array(signs), want)
+
+
+def test_random_chopper_is_seeded_and_flips_at_about_its_rate() -> None:
+    flips = []
+    for _ in range(2):
+        layer = AnalogLinear(4, 3, hw=EXACT, bias=False, seed=5)
+        opt = get_optimizer("c_ttv2", chop_every=0, chop_prob=0.25)
+        signs = []
+        for x, d in batches(4, 3, 200, batch=1):
+            layer.update(x, d, 0.001, optimizer=opt)
+            signs.append(_tt_state(opt, layer)["c"].copy())
+        flips.append(np.array(signs))
+    np.testing.assert_array_equal(flips[0], flips[1])  # derived stream: reproducible
+    rate = np.count_nonzero(np.diff(flips[0], axis=0)) / 199
+    assert 0.15 < rate < 0.35
+
+
+@pytest.mark.parametrize("off", [{"chop_every": 0}, {"chop_every": 0, "chop_prob": 0.0}])
+def test_c_ttv2_without_chopper_is_ttv2_bit_for_bit(off) -> None:
+    hw = get_preset("aihwkit_default")  # noisy reads, device variation, stochastic pulses
+    layers = [AnalogLinear(5, 4, hw=hw, bias=False, seed=3) for _ in range(2)]
+    opts = [get_optimizer("ttv2", transfer_lr=2.0),
+            get_optimizer("c_ttv2", transfer_lr=2.0, **off)]
+    for x, d in batches(5, 4, 12):
+        for layer, opt in zip(layers, opts, strict=True):
+            layer.update(x, d, 0.05, optimizer=opt)
+            layer.read(x)
+    a, b = (_tt_state(o, la) for o, la in zip(opts, layers, strict=True))
+    np.testing.assert_array_equal(a["H"], b["H"])
+    np.testing.assert_array_equal(oracle.weights(a["A"]), oracle.weights(b["A"]))
+    np.testing.assert_array_equal(oracle.weights(layers[0].array),
+                                  oracle.weights(layers[1].array))
+    assert np.abs(a["H"]).max() > 0 and np.all(b["c"] == 1)
+
+
+def test_chopper_cancels_an_offset_of_the_fast_array() -> None:
+    # An offset on A (as from drift towards its symmetry point) and zero gradient: ttv2
+    # transfers it to C again at every read; c_ttv2 with alternating signs, so it cancels;
+    # AGAD once (a step of A looks like a gradient), then never again.
+    moved = {}
+    for name in ("ttv2", "c_ttv2", "agad"):
+        layer = AnalogLinear(2, 2, hw=EXACT, bias=False, seed=0)
+        opt = get_optimizer(name, transfer_lr=1.0)
+        c0 = oracle.weights(layer.array).copy()
+        zero = np.zeros((1, 2), np.float32)
+        layer.update(zero, zero, 0.01, optimizer=opt)
+        fast = _tt_state(opt, layer)["A"]
+        fast.pulse_cells(np.full((2, 2), 40, np.int64))  # the offset
+        for _ in range(20):
+            layer.update(zero, zero, 0.01, optimizer=opt)
+        moved[name] = np.abs(oracle.weights(layer.array) - c0).max() / EXACT.device.dw_min
+    assert moved["ttv2"] > 300
+    assert moved["c_ttv2"] <= 40 and moved["agad"] <= 40
+
+
+def test_agad_learns_a_small_problem_on_ecram() -> None:
+    hw = get_preset("ecram")
+    rng = np.random.default_rng(0)
+    w_true = rng.standard_normal((3, 6)).astype(np.float32) * 0.5
+    layer = AnalogLinear(6, 3, hw=hw, bias=False, seed=1, init="zero")
+    opt = get_optimizer("agad")
+    xs = rng.standard_normal((64, 6)).astype(np.float32)
+
+    def loss() -> float:
+        return float(np.mean((layer.read(xs) - xs @ w_true.T) ** 2))
+
+    before = loss()
+    for _ in range(300):
+        x = rng.standard_normal((8, 6)).astype(np.float32)
+        layer.update(x, (layer.read(x) - x @ w_true.T) / 8, 0.1, optimizer=opt)
+    assert loss() < 0.1 * before
+
+
+@pytest.mark.parametrize(("name", "options", "match"), [
+    ("c_ttv2", {"chop_prob": 0.1},
+     r"^optimizer\.chop_prob = 0\.1 is invalid; allowed: 0 while chop_every > 0"),
+    ("agad", {"chop_prob": 1.5}, r"^optimizer\.chop_prob = 1\.5 is invalid"),
+    ("c_ttv2", {"chop_every": -1}, r"^optimizer\.chop_every = -1 is invalid"),
+    ("ttv2", {"transfer_lr": 0.0}, r"^optimizer\.transfer_lr = 0\.0 is invalid"),
+    ("ttv2", {"chop_every": 2}, r"^optimizer 'ttv2': option 'chop_every' is unknown; "
+                                r"allowed: gamma, transfer_every, transfer_lr$"),
+    ("agad", {"gamma": 1.0}, r"^optimizer 'agad': option 'gamma' is unknown; allowed: "
+                             r"transfer_every, transfer_lr, chop_every, chop_prob$"),
+])
+def test_tiki_taka_family_options_are_validated(name, options, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        get_optimizer(name, **options)
+
+
+@pytest.mark.parametrize("name", ["ttv2", "c_ttv2", "agad"])
+def test_tiki_taka_family_refuses_a_layer_with_a_transpose_strategy(name) -> None:
+    layer = AnalogLinear(3, 4, hw=EXACT, seed=0, transpose="shadow")
+    x, d = next(batches(3, 4, 1))
+    with pytest.raises(ValueError, match="transpose = 'shadow'"):
+        layer.update(x, d, 0.05, optimizer=get_optimizer(name))
