@@ -190,6 +190,10 @@ def _add_compare(sub: Any) -> None:
                    + ",".join(RULES) + ")")
     p.add_argument("--epochs", type=int, metavar="N", default=10,
                    help="training epochs (default: 10)")
+    p.add_argument("--optimizers", metavar="LIST", default="sgd",
+                   help="comma-separated analog optimizers, each run with every rule; more "
+                   "than one adds an optimizer column (default: sgd; all: "
+                   + ",".join(OPTIMIZERS) + ")")
     p.add_argument("--seeds", default="3", metavar="N|LIST", help="number of seeds (0..N-1) "
                    "or a comma-separated list (default: 3)")
     p.add_argument("--out", default="results/compare", metavar="DIR",
@@ -490,6 +494,15 @@ def _rules(text: str | None) -> list[str]:
     return list(dict.fromkeys(rules))
 
 
+def _optimizers(text: str) -> list[str]:
+    names = [o.strip() for o in text.split(",") if o.strip()]
+    bad = [o for o in names if o not in OPTIMIZERS]
+    if bad or not names:
+        raise UsageError(f"--optimizers {text!r}: {bad[0] if bad else 'empty'} is not an "
+                         "optimizer; allowed: a comma-separated list of " + ", ".join(OPTIMIZERS))
+    return list(dict.fromkeys(names))
+
+
 def compare_spec(args: argparse.Namespace):
     """The sweep ``compare`` runs: every rule × seed on one hardware preset."""
     from .sweep import SweepSpec
@@ -499,9 +512,16 @@ def compare_spec(args: argparse.Namespace):
                             "transpose": args.transpose or "probe", "alignment": True}
     if args.data_dir:
         base["data_dir"] = args.data_dir
+    optimizers = _optimizers(args.optimizers)
+    grid: dict[str, Any] = {"rule": _rules(args.rules)}
+    if len(optimizers) > 1:
+        grid["optimizer"] = optimizers
+    else:
+        base["optimizer"] = optimizers[0]
     base.update(_sets(args.sets))
-    return SweepSpec(name="compare", description=f"every rule on {args.hardware}", base=base,
-                     grid={"rule": _rules(args.rules), "seed": _seeds(args.seeds)})
+    grid["seed"] = _seeds(args.seeds)
+    return SweepSpec(name="compare", description=f"every rule on {args.hardware} "
+                     f"(optimizer {', '.join(optimizers)})", base=base, grid=grid)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -68,6 +68,7 @@ def test_train_table_progress_and_overrides(capsys) -> None:
     (["compare", "--rules", "bp,nope"], ["nope is not a rule", "dfa"]),
     (["compare", "--seeds", "0"], ["--seeds '0' is invalid", "count N >= 1"]),
     (["compare", "--hardware", "gpu"], ["'gpu' is unknown", "rram"]),
+    (["compare", "--optimizers", "sgd,adam"], ["adam is not an optimizer", "mixed_precision"]),
     ([], ["COMMAND"]),
 ])
 def test_bad_arguments_exit_2_and_name_the_value(capsys, argv, needles) -> None:
@@ -212,6 +213,20 @@ def test_compare_tiny(capsys, tmp_path: Path) -> None:
     for name in ("compare-accuracy-vs-energy.png", "compare-ledger.png",
                  "compare-alignment.png"):
         assert (out_dir / name).stat().st_size > 1000
+
+
+def test_compare_with_several_optimizers_shows_them_as_a_column(capsys, tmp_path) -> None:
+    out_dir = tmp_path / "cmp"
+    code, out, _ = run(capsys, "compare", "--epochs", "1", "--rules", "dfa", "--seeds", "1",
+                       "--optimizers", "sgd,mixed_precision", "--out", str(out_dir),
+                       "--serial", "--set", "model.sizes=[64, 16, 10]")
+    assert code == 0
+    md = (out_dir / "compare.md").read_text()
+    assert "| rule | optimizer |" in md.replace(" transpose |", "")
+    assert "| mixed_precision |" in md and "| sgd |" in md
+    energy = {ln.split()[1]: float(ln.split()[-5]) for ln in out.splitlines()
+              if ln.split()[:1] == ["dfa"]}
+    assert energy["mixed_precision"] > energy["sgd"]  # the digital χ work is charged
 
 
 def test_docs_cli_md_is_generated_from_the_code() -> None:
