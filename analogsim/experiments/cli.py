@@ -483,24 +483,22 @@ def _seeds(text: str) -> list[int]:
     return seeds
 
 
+def _listed(flag: str, text: str, registry, noun: str) -> list[str]:
+    """Distinct names of a comma-separated ``--flag`` list, each a key of ``registry``."""
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in registry]
+    if bad or not names:
+        raise UsageError(f"{flag} {text!r}: {bad[0] if bad else 'empty'} is not {noun}; "
+                         "allowed: a comma-separated list of " + ", ".join(registry))
+    return list(dict.fromkeys(names))
+
+
 def _rules(text: str | None) -> list[str]:
-    if text is None:
-        return list(RULES)
-    rules = [r.strip() for r in text.split(",") if r.strip()]
-    bad = [r for r in rules if r not in RULES]
-    if bad or not rules:
-        raise UsageError(f"--rules {text!r}: {bad[0] if bad else 'empty'} is not a rule; "
-                         "allowed: a comma-separated list of " + ", ".join(RULES))
-    return list(dict.fromkeys(rules))
+    return list(RULES) if text is None else _listed("--rules", text, RULES, "a rule")
 
 
 def _optimizers(text: str) -> list[str]:
-    names = [o.strip() for o in text.split(",") if o.strip()]
-    bad = [o for o in names if o not in OPTIMIZERS]
-    if bad or not names:
-        raise UsageError(f"--optimizers {text!r}: {bad[0] if bad else 'empty'} is not an "
-                         "optimizer; allowed: a comma-separated list of " + ", ".join(OPTIMIZERS))
-    return list(dict.fromkeys(names))
+    return _listed("--optimizers", text, OPTIMIZERS, "an optimizer")
 
 
 def compare_spec(args: argparse.Namespace):
