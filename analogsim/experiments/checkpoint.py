@@ -247,21 +247,25 @@ def _diff(a: dict, b: dict) -> list[str]:
     return sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
 
 
-def _with_later_defaults(saved: dict, hw: HardwareConfig) -> dict:
-    """``saved`` hardware with fields that a later version added filled in, where ``hw``
-    has them at their default: a checkpoint written before a field existed was made with
-    the behaviour that the default keeps (e.g. ``noise.read_noise_model = "additive"``)."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in saved.items()}
-    for sec in HardwareConfig.SECTIONS:
-        table, current = out.get(sec), getattr(hw, sec)
-        if not isinstance(table, dict):
-            continue
-        default = type(current)()
-        for f in dataclasses.fields(current):
-            value = getattr(current, f.name)
-            if f.name not in table and value is not None and value == getattr(default, f.name):
-                table[f.name] = _plain(value)
+def _with_later_defaults(table: dict, current: Any, *, keep_none: bool = False) -> dict:
+    """A saved config ``table`` of the flat dataclass ``current``, with fields that a later
+    version added filled in where ``current`` has them at their default: a checkpoint
+    written before a field existed was made with the behaviour that the default keeps (e.g.
+    ``noise.read_noise_model = "additive"``, ``optimizer = "sgd"``). ``None`` values count
+    only with ``keep_none`` (hardware tables omit them)."""
+    out, default = dict(table), type(current)()
+    for f in dataclasses.fields(current):
+        value = getattr(current, f.name)
+        if f.name not in out and (keep_none or value is not None) \
+                and value == getattr(default, f.name):
+            out[f.name] = _plain(value)
     return out
+
+
+def _saved_hardware(saved: dict, hw: HardwareConfig) -> dict:
+    """``saved`` hardware with each section's later fields filled in (see above)."""
+    return {k: _with_later_defaults(v, getattr(hw, k)) if k in HardwareConfig.SECTIONS
+            and isinstance(v, dict) else v for k, v in saved.items()}
 
 
 def _check_config(path, meta: dict, hw: HardwareConfig, model: ModelConfig,
@@ -271,19 +275,13 @@ def _check_config(path, meta: dict, hw: HardwareConfig, model: ModelConfig,
     if not isinstance(conf, dict) or not all(isinstance(conf.get(k), dict)
                                              for k in ("hardware", "model", "train")):
         _fail(path, "metadata 'config' must hold 'hardware', 'model' and 'train' tables")
-    diff = _diff(_plain(hw.to_dict()), _with_later_defaults(conf["hardware"], hw))
+    diff = _diff(_plain(hw.to_dict()), _saved_hardware(conf["hardware"], hw))
     if diff:
         _fail(path, f"was saved with different hardware (sections {diff}); allowed: the "
                     "hardware config it was saved with")
-    saved_train = {k: v for k, v in conf["train"].items() if k not in _RESUMABLE_CHANGES}
-    for f in dataclasses.fields(TrainConfig):
-        # A field added after the file was written (e.g. `optimizer`): the saved run had
-        # the behaviour its default keeps.
-        value = getattr(cfg, f.name)
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        if f.name not in conf["train"] and f.name not in _RESUMABLE_CHANGES \
-                and value == default:
-            saved_train[f.name] = _plain(value)
+    saved_train = {k: v for k, v in _with_later_defaults(conf["train"], cfg,
+                                                          keep_none=True).items()
+                   if k not in _RESUMABLE_CHANGES}
     given = {k: v for k, v in _plain(cfg.to_dict()).items() if k not in _RESUMABLE_CHANGES}
     diff = _diff(given, saved_train)
     if diff:
