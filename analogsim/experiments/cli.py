@@ -351,9 +351,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _check_points(spec) -> int:
     """Resolve every point in the driver, so a typo fails now and not once per worker."""
-    from .sweep import expand
+    from .select import trial_points
+    from .sweep import expand, point_id
 
     points = expand(spec)
+    if spec.select is not None:  # each point with each candidate, and the trial overrides
+        points = points + trial_points(points, spec.select, point_id)
     for p in points:
         try:
             resolve_point(p)

@@ -153,7 +153,11 @@ def _sweep_section() -> list[str]:
         "parameters shared by every point, `[grid]` lists values whose cartesian product is "
         "run (first key slowest), `[random]` draws `n` seeded samples from distributions "
         "(" + ", ".join(f"`{d}`" for d in DISTRIBUTIONS) + ") and pairs each with every grid "
-        "combination. Keys are the run parameters above; hardware fields must be written "
+        "combination. `[select]` chooses one parameter per setting (e.g. `lr` from "
+        "`values`) by a validation metric of short trial runs (`trial.<key>` overrides, "
+        "stored as the sweep `<name>:select`), then runs every point with its choice; see "
+        "`analogsim/experiments/select.py`. Keys are the run parameters above; "
+        "hardware fields must be written "
         '`"hw.<section>.<field>"` (quoted). A point id is a hash of the point, so re-running '
         "a spec resumes it; see `analogsim/experiments/sweep.py` for the details.", "",
         "```toml",
@@ -166,6 +170,12 @@ def _sweep_section() -> list[str]:
         'rule = ["bp", "fa", "dfa"]',
         '"hw.noise.read_noise" = [0.0, 0.02, 0.05]',
         "seed = [0, 1, 2]",
+        "[select]",
+        'param = "lr"',
+        "values = [0.02, 0.05, 0.1]",
+        'metric = "val_accuracy"',
+        '"trial.epochs" = 1',
+        '"trial.seed" = 0',
         "```", ""]
 
 

@@ -9,40 +9,8 @@ it arrives; workers only compute.
 
 Spec
 ----
-.. code-block:: toml
-
-    name = "rules-vs-read-noise"
-    description = "three rules against read noise"
-    [base]                          # every point starts from these run parameters
-    dataset = "digits"
-    hardware = "rram"
-    epochs = 3
-    [grid]                          # cartesian product, first key varies slowest
-    rule = ["bp", "fa", "dfa"]
-    "hw.noise.read_noise" = [0.0, 0.02, 0.05]
-    seed = [0, 1, 2]
-    [random]                        # optional: n samples, seeded, keys drawn in sorted order
-    n = 10
-    seed = 0                        # optional, default 0
-    "hw.adc.bits" = { choice = [4, 6, 8] }
-    "hw.device.dw_min" = { loguniform = [1e-4, 1e-2] }   # 0 < low < high
-    lr = { uniform = [0.01, 0.1] }                       # low < high
-    batch = { randint = [16, 64] }                       # integers, both ends included
-
-Keys are run parameters, or hardware fields written ``"hw.<section>.<field>"``; the engine
-passes them through untouched and the run function applies them.  Values are booleans,
-integers, finite floats, strings or lists of these (a table is rejected: write its fields as
-quoted dotted keys).  A key may be in ``[base]`` and in ``[grid]`` or ``[random]`` (the latter
-win) but not in both ``[grid]`` and ``[random]``.  To vary the run seed in a random search,
-put ``seed`` in ``[grid]`` (``[random]``'s own ``seed`` seeds the sampler).
-
-Points: ``base`` merged with one grid combination; with ``[random]`` too, every grid
-combination is combined with every random sample (the same n samples for each combination,
-so grid settings are compared at the same sampled values).  Points that come out identical
-(e.g. a random ``choice`` drawing the same value twice) are kept once, so a sweep may have
-fewer than ``combinations * n`` points.  Sampling uses only ``random.Random(seed).random()``,
-whose sequence Python guarantees across versions, so point ids never drift.  A point's id is
-the first 16 hex chars of the sha256 of its canonical JSON (sorted keys), see :func:`point_id`.
+The TOML form, its validation and its expansion into points live in
+:mod:`analogsim.experiments.spec` (re-exported here).
 
 Resume
 ------
@@ -111,15 +79,12 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
-import hashlib
 import importlib
 import importlib.metadata
 import json
-import math
 import multiprocessing
 import os
 import platform
-import random
 import re
 import sys
 import threading
@@ -127,17 +92,27 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 from tqdm import tqdm
 
+from analogsim.experiments import select as _select
+from analogsim.experiments.spec import (
+    DISTRIBUTIONS,
+    TOP_LEVEL,
+    SweepSpec,
+    _check_int,
+    expand,
+    load_spec,
+    loads_spec,
+    point_id,
+    spec_from_dict,
+)
 from analogsim.experiments.store import ResultsStore, to_json, utc_now
-from analogsim.fields import loads_toml, unknown_key
 
 __all__ = [
     "WORKER_ENV",
@@ -158,9 +133,6 @@ __all__ = [
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
               "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-#: Top-level keys of a spec, and the distributions ``[random]`` draws from.
-TOP_LEVEL = ("name", "description", "base", "grid", "random")
-DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 _RESULT_KEYS = ("config", "metrics", "ledger", "summary")
 _NAMED_EXECUTORS = ("serial", "local", "dask-local")
 _ADDRESS = re.compile(r"^([a-z]+://\S+|[\w.\-]+:\d+)$")
@@ -168,266 +140,6 @@ _ADDRESS = re.compile(r"^([a-z]+://\S+|[\w.\-]+:\d+)$")
 Point = dict[str, Any]
 Envelope = dict[str, Any]
 Dispatch = Callable[[list[tuple[str, Point]]], None]
-
-# --------------------------------------------------------------------------- spec validation
-
-
-def _check_key(where: str, key: Any) -> None:
-    bad = not isinstance(key, str) or not key or key != key.strip()
-    if not bad and key.startswith("hw."):
-        bad = any(not part for part in key.split(".")[1:])
-    if bad:
-        raise ValueError(f"{where} key {key!r} is invalid; allowed: a run parameter name or "
-                         "'hw.<section>.<field>'")
-
-
-def _check_value(where: str, value: Any) -> None:
-    if isinstance(value, bool | int | str):
-        return
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return
-    elif isinstance(value, list):
-        for item in value:
-            _check_value(where, item)
-        return
-    hint = " (write a table's fields as quoted dotted keys)" if isinstance(value, dict) else ""
-    raise ValueError(f"{where} = {value!r} is invalid; allowed: a boolean, integer, finite "
-                     f"float, string or a list of these{hint}")
-
-
-def _check_table(where: str, table: Any) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise ValueError(f"{where} = {table!r} is invalid; allowed: a table")
-    for key in table:
-        _check_key(where, key)
-    return table
-
-
-def _check_grid(grid: Any) -> None:
-    for key, values in _check_table("[grid]", grid).items():
-        where = f"[grid] {key!r}"
-        if not isinstance(values, list) or not values:
-            raise ValueError(f"{where} = {values!r} is invalid; allowed: a non-empty list")
-        seen: set[str] = set()
-        for value in values:
-            _check_value(where, value)
-            text = json.dumps(value, sort_keys=True)
-            if text in seen:
-                raise ValueError(f"{where} lists {value!r} twice; allowed: distinct values")
-            seen.add(text)
-
-
-def _check_int(where: str, value: Any, low: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{where} = {value!r} is invalid; allowed: an integer >= {low}")
-
-
-def _check_bounds(where: str, kind: str, args: Any) -> None:
-    numbers = isinstance(args, list) and len(args) == 2 and all(
-        isinstance(a, int | float) and not isinstance(a, bool) and math.isfinite(a) for a in args)
-    if not numbers:
-        raise ValueError(f"{where} {kind} = {args!r} is invalid; allowed: [low, high], "
-                         "two finite numbers")
-    low, high = args
-    if kind == "randint":
-        allowed = "integers with low <= high (both ends included)"
-        ok = all(isinstance(a, int) for a in args) and low <= high
-    elif kind == "loguniform":
-        allowed, ok = "0 < low < high", 0 < low < high
-    else:
-        allowed, ok = "low < high", low < high
-    if not ok:
-        raise ValueError(f"{where} {kind} = {args!r} is invalid; allowed: {allowed}")
-
-
-def _check_distribution(key: str, dist: Any) -> None:
-    where = f"[random] {key!r}"
-    if not isinstance(dist, dict) or len(dist) != 1:
-        raise ValueError(f"{where} = {dist!r} is invalid; allowed: a table with exactly one of "
-                         + ", ".join(DISTRIBUTIONS) + ", e.g. { uniform = [0.01, 0.1] }")
-    kind, args = next(iter(dist.items()))
-    if kind not in DISTRIBUTIONS:
-        raise unknown_key(where, kind, DISTRIBUTIONS, what="distribution")
-    if kind == "choice":
-        if not isinstance(args, list) or not args:
-            raise ValueError(f"{where} choice = {args!r} is invalid; allowed: a non-empty list")
-        _check_value(where, args)
-    else:
-        _check_bounds(where, kind, args)
-
-
-def _check_random(table: Any) -> None:
-    table = _check_table("[random]", table)
-    if "n" not in table:
-        raise ValueError("[random] has no 'n'; allowed: n = <number of samples, >= 1>")
-    _check_int("[random] n", table["n"], 1)
-    _check_int("[random] seed", table.get("seed", 0), 0)
-    dists = {k: v for k, v in table.items() if k not in ("n", "seed")}
-    if not dists:
-        raise ValueError("[random] has no distributions; allowed: keys such as "
-                         "lr = { uniform = [0.01, 0.1] }")
-    for key, dist in dists.items():
-        _check_distribution(key, dist)
-
-
-# --------------------------------------------------------------------------- spec
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """A validated sweep specification (see the module docstring for the TOML form).
-
-    Parameters
-    ----------
-    name : str
-        Sweep name, stored with every row.
-    description : str
-        Free text.
-    base : dict
-        Parameters shared by every point.
-    grid : dict
-        ``{key: non-empty list}``; the cartesian product of the lists.
-    random : dict or None
-        ``{"n": int, "seed": int, key: {distribution: args}, ...}``.
-    """
-
-    name: str
-    description: str = ""
-    base: dict[str, Any] = field(default_factory=dict)
-    grid: dict[str, list[Any]] = field(default_factory=dict)
-    random: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ValueError(f"name = {self.name!r} is invalid; allowed: a non-empty string")
-        if not isinstance(self.description, str):
-            raise ValueError(f"description = {self.description!r} is invalid; allowed: a string")
-        for key, value in _check_table("[base]", self.base).items():
-            _check_value(f"[base] {key!r}", value)
-        _check_grid(self.grid)
-        if self.random is not None:
-            _check_random(self.random)
-            both = sorted(set(self.grid) & set(self.random) - {"n", "seed"})
-            if both:
-                raise ValueError(f"keys {both} are in both [grid] and [random]; allowed: each "
-                                 "key in at most one of them")
-            # Normalise: an explicit sampler seed makes the spec self-describing.
-            object.__setattr__(self, "random", {"seed": 0, **self.random})
-
-
-def spec_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> SweepSpec:
-    """Build a :class:`SweepSpec` from a parsed TOML document.
-
-    Raises
-    ------
-    ValueError
-        On unknown top-level keys or any invalid part; the message starts with ``source``.
-    """
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: spec = {data!r} is invalid; allowed: a table")
-    for key in data:
-        if key not in TOP_LEVEL:
-            raise unknown_key(source, key, TOP_LEVEL, what="top-level key")
-    if "name" not in data:
-        raise ValueError(f"{source}: 'name' is missing; allowed: name = \"<sweep name>\"")
-    try:
-        return SweepSpec(**copy.deepcopy(dict(data)))
-    except ValueError as exc:
-        raise ValueError(f"{source}: {exc}") from None
-
-
-def loads_spec(text: str, *, source: str = "<string>") -> SweepSpec:
-    """Parse a sweep spec from TOML text."""
-    return spec_from_dict(loads_toml(text, source=source), source=source)
-
-
-def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
-    """Read and validate a sweep spec TOML file.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        The ``.toml`` file.
-
-    Returns
-    -------
-    SweepSpec
-    """
-    path = Path(path)
-    # os.path.isfile: False (not OSError) for names the OS rejects, e.g. too long.
-    if not os.path.isfile(path):
-        raise ValueError(f"path = {str(path)!r} is invalid; allowed: an existing TOML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc}); allowed: a TOML file") from None
-    return loads_spec(text, source=str(path))
-
-
-# --------------------------------------------------------------------------- expansion
-
-
-def point_id(point: Mapping[str, Any]) -> str:
-    """Stable id of a point: first 16 hex chars of sha256 of its sorted-key JSON.
-
-    >>> point_id({"b": 1, "a": 0.5}) == point_id({"a": 0.5, "b": 1})
-    True
-    """
-    try:
-        text = json.dumps(dict(point), sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"point = {point!r} is invalid; allowed: JSON-able values ({exc})") \
-            from None
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def _draw(dist: dict[str, Any], u: float) -> Any:
-    """Map one uniform ``u`` in [0, 1) to a value of ``dist`` (no version-dependent RNG)."""
-    kind, args = next(iter(dist.items()))
-    if kind == "choice":
-        return copy.deepcopy(args[min(int(u * len(args)), len(args) - 1)])
-    low, high = args
-    if kind == "randint":
-        return low + min(int(u * (high - low + 1)), high - low)
-    if kind == "loguniform":
-        value = math.exp(math.log(low) + (math.log(high) - math.log(low)) * u)
-    else:
-        value = low + (high - low) * u
-    return float(min(max(value, low), high))  # rounding must not step outside the bounds
-
-
-def _random_samples(table: dict[str, Any]) -> list[Point]:
-    rng = random.Random(table["seed"])
-    keys = sorted(k for k in table if k not in ("n", "seed"))
-    return [{key: _draw(table[key], rng.random()) for key in keys} for _ in range(table["n"])]
-
-
-def _grid_combinations(grid: dict[str, list[Any]]) -> list[Point]:
-    combos: list[Point] = [{}]
-    for key, values in grid.items():  # first key varies slowest, as itertools.product
-        combos = [{**combo, key: value} for combo in combos for value in values]
-    return combos
-
-
-def expand(spec: SweepSpec) -> list[Point]:
-    """All points of ``spec`` in a deterministic order, duplicates dropped.
-
-    Order: grid combinations (first grid key slowest), and within each the random samples in
-    draw order.  Each point is a fresh dict (mutating it does not touch ``spec``).
-    """
-    samples = _random_samples(spec.random) if spec.random is not None else [{}]
-    points: list[Point] = []
-    seen: set[str] = set()
-    for combo in _grid_combinations(spec.grid):
-        for sample in samples:
-            point = copy.deepcopy({**spec.base, **combo, **sample})
-            pid = point_id(point)
-            if pid not in seen:
-                seen.add(pid)
-                points.append(point)
-    return points
-
 
 # --------------------------------------------------------------------------- worker side
 
@@ -775,20 +487,56 @@ def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.Pat
         _check_int("max_workers", max_workers, 1)
     resolve_run_fn(run_fn)  # fail here, not once per point in the workers
     warmup = resolve_run_fn(warmup_fn, "warmup_fn") if warmup_fn is not None else None
-    points = [(point_id(p), p) for p in expand(spec)]
+    phase = functools.partial(_run_phase, run_fn=run_fn, executor=executor,
+                              max_workers=max_workers, progress=progress,
+                              retry_failed=retry_failed, warmup=warmup)
+    points = expand(spec)
+    totals = [0, 0, 0]  # points, skipped, done
+    failed: list[str] = []
     with ResultsStore(store_path) as store:
-        todo = _plan(points, store.statuses(), retry_failed)
-        workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
-        if todo and warmup is not None and executor != "serial":
-            warmup()
-        with tqdm(total=len(points), initial=len(points) - len(todo), desc=spec.name,
-                  unit="run", file=sys.stderr, disable=not progress) as bar:
-            # closing(): on any error the pool or cluster shuts down now, not at garbage
-            # collection (the traceback would keep the generator alive).
-            with contextlib.closing(_iterate(
-                    run_fn, todo, executor, workers,
-                    lambda items: store.mark_running_many(items, sweep=spec.name))) as outcomes:
-                done, failed_ids = _record_all(store, spec.name, outcomes, bar)
-    return SweepReport(name=spec.name, store_path=str(store_path), total=len(points),
-                       skipped=len(points) - len(todo), done=done, failed=len(failed_ids),
-                       wall_time=time.perf_counter() - start, failed_ids=tuple(failed_ids))
+        if spec.select is not None:
+            trials = _select.trial_points(points, spec.select, point_id)
+            trial_name = spec.name + _select.SUFFIX
+            _add(totals, failed, phase(store, trial_name, trials))
+            summaries = {row["point_id"]: row["summary"] for row in store.rows(trial_name)
+                         if row["status"] == "done"}
+            points, unresolved = _select.final_points(points, spec.select, summaries, point_id)
+            for point in unresolved:  # no trial finished: nothing to choose from
+                pid = point_id(point)
+                store.record_failed(pid, f"[select]: none of the trials of {spec.select['param']}"
+                                    f" = {spec.select['values']} finished", sweep=spec.name,
+                                    point=point)
+                totals[0] += 1
+                failed.append(pid)
+            warmup = None
+        _add(totals, failed, phase(store, spec.name, points))
+    return SweepReport(name=spec.name, store_path=str(store_path), total=totals[0],
+                       skipped=totals[1], done=totals[2], failed=len(failed),
+                       wall_time=time.perf_counter() - start, failed_ids=tuple(failed))
+
+
+def _add(totals: list[int], failed: list[str], outcome: tuple[int, int, int, list[str]]
+         ) -> None:
+    for i in range(3):
+        totals[i] += outcome[i]
+    failed.extend(outcome[3])
+
+
+def _run_phase(store: ResultsStore, name: str, points: list[Point], *, run_fn: str,
+               executor: str, max_workers: int | None, progress: bool, retry_failed: bool,
+               warmup: Callable[[], Any] | None) -> tuple[int, int, int, list[str]]:
+    """Run the points of one sweep name not yet done: ``(points, skipped, done, failed ids)``."""
+    items = [(point_id(p), p) for p in points]
+    todo = _plan(items, store.statuses(), retry_failed)
+    workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
+    if todo and warmup is not None and executor != "serial":
+        warmup()
+    with tqdm(total=len(items), initial=len(items) - len(todo), desc=name,
+              unit="run", file=sys.stderr, disable=not progress) as bar:
+        # closing(): on any error the pool or cluster shuts down now, not at garbage
+        # collection (the traceback would keep the generator alive).
+        with contextlib.closing(_iterate(
+                run_fn, todo, executor, workers,
+                lambda batch: store.mark_running_many(batch, sweep=name))) as outcomes:
+            done, failed_ids = _record_all(store, name, outcomes, bar)
+    return len(items), len(items) - len(todo), done, failed_ids

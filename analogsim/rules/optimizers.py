@@ -282,8 +282,10 @@ class TikiTaka(AnalogOptimizer):
     the transfer pulses to the layer's array, the digital sum of the two reads to its
     periphery. The transfer is a one-sample pulse update, so it moves a cell by at most
     ``bl`` pulses (cut and counted as ``pulse_clips`` beyond). Limits: A does not drift
-    with ``drift_s`` (only the network's arrays do), and a layer with a transpose strategy
-    refuses (the strategy would see C only).
+    with ``drift_s`` (only the network's arrays do), and with ``γ > 0`` a layer with a transpose
+    strategy refuses (the strategy would see C only). With ``γ = 0`` (the default of ``ttv2``,
+    always for ``c_ttv2`` and ``agad``) the weight is C alone and C's transfer pulses reach
+    every transpose strategy like any other update, so backprop can use these optimizers.
     """
 
     name = "tiki_taka"
@@ -309,7 +311,16 @@ class TikiTaka(AnalogOptimizer):
         return {"A": fast, "count": np.zeros(2, dtype=np.int64)}  # [updates, next column]
 
     def attach(self, layer, state):
-        layer.add_read_term(state["A"], self.options.gamma)
+        gamma = getattr(self.options, "gamma", 0.0)  # chopped A is never read forward
+        kind = getattr(layer, "transpose_kind", None)
+        if kind is not None and gamma > 0:
+            # Wᵀδ would see C only while the forward pass reads C + γ A.
+            raise ValueError(f"{layer.name}: optimizer {self.name!r} with gamma = {gamma} reads "
+                             f"the fast array in the forward pass while transpose = {kind!r} "
+                             "emulates Wᵀ of one array only; allowed: gamma = 0 (ttv2, c_ttv2, "
+                             "agad), a rule that needs no Wᵀδ, or sgd / mixed_precision")
+        if gamma > 0:
+            layer.add_read_term(state["A"], gamma)
         state["A"].ledger = layer.ledger.child(self.scope).child("fast_array")
 
     def apply(self, layer, x, delta, lr, state, ledger):
@@ -402,18 +413,6 @@ class TikiTakaV2(TikiTaka):
         state = super().init(layer)
         state["H"] = np.zeros(layer.shape, dtype=np.float32)
         return state
-
-    def attach(self, layer, state):
-        kind = getattr(layer, "transpose_kind", None)
-        if kind is not None:
-            raise ValueError(f"{layer.name}: optimizer {self.name!r} keeps part of the weight's "
-                             f"history on a second array while transpose = "
-                             f"{kind!r} emulates Wᵀ of one array only; allowed: "
-                             "a rule that needs no Wᵀδ, or sgd / mixed_precision")
-        gamma = getattr(self.options, "gamma", 0.0)  # chopped A is never read forward
-        if gamma > 0:
-            layer.add_read_term(state["A"], gamma)
-        state["A"].ledger = layer.ledger.child(self.scope).child("fast_array")
 
     def apply(self, layer, x, delta, lr, state, ledger):
         fast, count = state["A"], state["count"]

@@ -69,3 +69,19 @@ def bad(point: dict) -> dict:
 def warm() -> None:
     """Warm-up hook: records that it ran in this process."""
     WARMED.append(os.getpid())
+
+
+#: Best ``lr`` per ``rule`` for :func:`peaked`.
+PEAK = {"a": 0.01, "b": 0.1}
+
+
+def peaked(point: dict) -> dict:
+    """Validation accuracy peaks at ``PEAK[rule]`` (lr ≥ 0.3 fails); the test accuracy peaks
+    elsewhere, so a selection that read it would choose differently."""
+    if point["lr"] >= 0.3:
+        raise ValueError("diverged")
+    out = ok(point)
+    gap = abs(np.log10(point["lr"]) - np.log10(PEAK[point["rule"]]))
+    out["summary"] = {"val_accuracy": 0.9 - 0.1 * gap, "test_accuracy": 0.5 + 0.1 * gap,
+                      "epochs": point.get("epochs", 5)}
+    return out

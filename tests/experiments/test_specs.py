@@ -8,7 +8,8 @@ import pytest
 
 from analogsim.experiments.cli import EXPERIMENTS_DIR
 from analogsim.experiments.points import expand_bundles, resolve_point
-from analogsim.experiments.sweep import expand, load_spec
+from analogsim.experiments.select import trial_points
+from analogsim.experiments.sweep import expand, load_spec, point_id
 
 SPECS = sorted(EXPERIMENTS_DIR.glob("*.toml"))
 #: Longer specs (other data, more epochs) live in subfolders: checked, but not held to the
@@ -62,11 +63,26 @@ def test_bundled_settings_change_the_resolved_config() -> None:
 
 def test_long_specs_exist_and_resolve() -> None:
     assert [p.relative_to(EXPERIMENTS_DIR).as_posix() for p in LONG_SPECS] == [
+        "fashion/optimizers.toml", "fashion/optimizers_core.toml",
         "mnist/rules_table_mnist.toml"]
     for path in LONG_SPECS:
         assert path.read_text(encoding="utf-8").startswith("# What it shows:")
         spec = load_spec(path)
         points = expand(spec)
+        if spec.select is not None:  # every candidate and the trial overrides resolve too
+            points = points + trial_points(points, spec.select, point_id)
         runs = [resolve_point(p) for p in points]
         assert len({p.get("seed", 0) for p in points}) >= 3  # a results table: ≥ 3 seeds
-        assert {r.train.rule for r in runs} >= {"bp", "fa", "dfa", "dtp"}
+        assert {r.train.rule for r in runs} >= {"bp", "dfa"}
+
+
+def test_fashion_optimizer_specs_cover_the_issue_grid() -> None:
+    full = [resolve_point(p) for p in expand(load_spec(EXPERIMENTS_DIR / "fashion" /
+                                                       "optimizers.toml"))]
+    assert {r.train.rule for r in full} == {"bp", "dfa", "fa", "drtp"}
+    assert {r.train.transpose for r in full if r.train.rule == "bp"} == {"probe",
+                                                                         "bidirectional"}
+    assert {r.train.optimizer for r in full} == {"sgd", "mixed_precision", "ttv2", "c_ttv2",
+                                                 "agad"}
+    assert {r.hw.name for r in full} == {"ideal", "ecram", "pcm", "rram"}
+    assert all(r.train.epochs >= 10 and r.train.dataset == "fashion" for r in full)

@@ -1,0 +1,158 @@
+"""Selection of one parameter per setting on trial runs, before the final runs of a sweep.
+
+A sweep spec may hold a ``[select]`` table::
+
+    [select]
+    param = "lr"                        # the parameter chosen per setting
+    values = [0.02, 0.05, 0.1]          # the candidates (at least two, distinct)
+    metric = "val_accuracy"             # a key of the run's summary (never a test metric)
+    goal = "max"                        # or "min" (e.g. val_loss)
+    "trial.epochs" = 3                  # optional overrides of the trial runs
+    "trial.seed" = 0
+
+The protocol, the same for every setting of the sweep:
+
+1. **Trials.** Every final point (``[base]`` merged with a grid combination) gives one trial
+   point per candidate: the point with ``param = value`` and the ``trial.*`` overrides.
+   Points that come out identical (e.g. the seeds of a setting when ``trial.seed`` is fixed)
+   are run once. Trials are ordinary points, stored under the sweep name ``"<name>:select"``
+   (so they are resumable and appear in ``analogsim report`` as their own sweep, the evidence
+   of the choice).
+2. **Choice.** For each final point, among its trials that finished, the candidate with the
+   best ``metric`` (ties: the earlier candidate in ``values``; a non-finite score counts as the
+   worst). A point none of whose trials finished is not run, and is reported as failed.
+3. **Finals.** Each final point runs with ``param`` set to its chosen value, under the sweep's
+   own name; the choice is visible in the point (and so in the report's setting label).
+
+Selecting on the validation split and reporting the test split keeps the test data out of
+every decision. The module holds pure functions; :func:`analogsim.experiments.sweep.run_sweep`
+runs the two phases.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["SELECT_KEYS", "SUFFIX", "check_select", "trial_points", "choose", "final_points"]
+
+#: Keys a ``[select]`` table may hold besides ``trial.<param>`` overrides.
+SELECT_KEYS = ("param", "values", "metric", "goal")
+#: Appended to the sweep name for the trial rows.
+SUFFIX = ":select"
+_TRIAL = "trial."
+_TEST_WORDS = ("test",)
+
+Point = dict[str, Any]
+
+
+def _fail(key: str, value: Any, allowed: str) -> ValueError:
+    return ValueError(f"[select] {key} = {value!r} is invalid; allowed: {allowed}")
+
+
+def check_select(table: Any, check_value: Callable[[str, Any], None]) -> dict[str, Any]:
+    """Validate a ``[select]`` table; return it with ``goal`` filled in (default ``"max"``).
+
+    ``check_value(where, value)`` validates a point value (the sweep's own checker).
+    """
+    if not isinstance(table, dict):
+        raise _fail("table", table, "a table with param, values, metric")
+    for key in table:
+        if key not in SELECT_KEYS and not (key.startswith(_TRIAL) and len(key) > len(_TRIAL)):
+            raise ValueError(f"[select] key {key!r} is unknown; allowed: "
+                             + ", ".join(SELECT_KEYS) + " or 'trial.<parameter>'")
+    for key in ("param", "values", "metric"):
+        if key not in table:
+            raise ValueError(f"[select] has no {key!r}; allowed: param = \"lr\", "
+                             "values = [0.02, 0.05, 0.1], metric = \"val_accuracy\"")
+    param, values, metric = table["param"], table["values"], table["metric"]
+    if not isinstance(param, str) or not param or param == "seed" or param.startswith(_TRIAL):
+        raise _fail("param", param, "a run parameter name other than 'seed'")
+    if not isinstance(values, list) or len(values) < 2:
+        raise _fail("values", values, "a list of at least two candidates")
+    texts = [json.dumps(v, sort_keys=True) for v in values]
+    if len(set(texts)) != len(texts):
+        raise _fail("values", values, "distinct candidates")
+    for v in values:
+        check_value(f"[select] values of {param!r}", v)
+    if not isinstance(metric, str) or not metric or any(w in metric for w in _TEST_WORDS):
+        raise _fail("metric", metric, "the name of a summary metric that is not measured on "
+                    "the test split, e.g. 'val_accuracy' or 'val_loss'")
+    goal = table.get("goal", "max")
+    if goal not in ("max", "min"):
+        raise _fail("goal", goal, "'max' or 'min'")
+    for key, v in table.items():
+        if key.startswith(_TRIAL):
+            if key[len(_TRIAL):] == param:
+                raise ValueError(f"[select] {key} overrides the selected parameter; allowed: "
+                                 f"other parameters (the trials take {param!r} from values)")
+            check_value(f"[select] {key}", v)
+    return {**table, "goal": goal}
+
+
+def _overrides(select: Mapping[str, Any]) -> dict[str, Any]:
+    return {k[len(_TRIAL):]: v for k, v in select.items() if k.startswith(_TRIAL)}
+
+
+def _trial(point: Mapping[str, Any], select: Mapping[str, Any], value: Any) -> Point:
+    return copy.deepcopy({**point, **_overrides(select), select["param"]: value})
+
+
+def trial_points(points: Sequence[Point], select: Mapping[str, Any],
+                 point_id: Callable[[Mapping[str, Any]], str]) -> list[Point]:
+    """The distinct trial points of ``points`` in order (point by point, candidate by candidate)."""
+    out: list[Point] = []
+    seen: set[str] = set()
+    for point in points:
+        for value in select["values"]:
+            trial = _trial(point, select, value)
+            pid = point_id(trial)
+            if pid not in seen:
+                seen.add(pid)
+                out.append(trial)
+    return out
+
+
+def _score(summary: Any, metric: str, goal: str) -> float:
+    """The score to maximise (``-inf`` when missing or not finite)."""
+    value = summary.get(metric) if isinstance(summary, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return -math.inf
+    return float(value) if goal == "max" else -float(value)
+
+
+def choose(point: Mapping[str, Any], select: Mapping[str, Any],
+           summaries: Mapping[str, Mapping[str, Any]],
+           point_id: Callable[[Mapping[str, Any]], str]) -> Any | None:
+    """The chosen candidate for ``point`` from its finished trials (``summaries`` by trial
+    id); ``None`` when none of them finished."""
+    best, best_score = None, -math.inf
+    found = False
+    for value in select["values"]:
+        pid = point_id(_trial(point, select, value))
+        if pid not in summaries:
+            continue
+        score = _score(summaries[pid], select["metric"], select["goal"])
+        if not found or score > best_score:
+            best, best_score, found = value, score, True
+    return best if found else None
+
+
+def final_points(points: Sequence[Point], select: Mapping[str, Any],
+                 summaries: Mapping[str, Mapping[str, Any]],
+                 point_id: Callable[[Mapping[str, Any]], str]
+                 ) -> tuple[list[Point], list[Point]]:
+    """``(finals, unresolved)``: each point with its chosen value, and the points whose trials
+    all failed or are missing."""
+    finals: list[Point] = []
+    unresolved: list[Point] = []
+    for point in points:
+        value = choose(point, select, summaries, point_id)
+        if value is None:
+            unresolved.append(dict(point))
+        else:
+            finals.append(copy.deepcopy({**point, select["param"]: value}))
+    return finals, unresolved

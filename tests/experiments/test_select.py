@@ -1,0 +1,102 @@
+"""``[select]``: one parameter chosen per setting on validation trials, then the final runs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from analogsim.experiments import select
+from analogsim.experiments.store import ResultsStore
+from analogsim.experiments.sweep import SweepSpec, expand, loads_spec, point_id, run_sweep
+
+HERE = Path(__file__).resolve().parent
+SELECT = {"param": "lr", "values": [0.01, 0.1, 0.3], "metric": "val_accuracy",
+          "trial.epochs": 1, "trial.seed": 0}
+
+
+@pytest.fixture(autouse=True)
+def _workers_import_the_dummy(monkeypatch: pytest.MonkeyPatch) -> None:
+    paths = [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    monkeypatch.syspath_prepend(str(HERE))
+
+
+def spec(**select_over) -> SweepSpec:
+    return SweepSpec(name="sel", base={"epochs": 5, "lr": 0.05},
+                     grid={"rule": ["a", "b"], "seed": [0, 1, 2]},
+                     select={**SELECT, **select_over})
+
+
+def test_trials_collapse_the_seeds_and_take_the_overrides() -> None:
+    s = spec()
+    trials = select.trial_points(expand(s), s.select, point_id)
+    assert len(trials) == 2 * 3  # rules x candidates; seeds collapse to trial.seed = 0
+    assert {(t["rule"], t["lr"], t["epochs"], t["seed"]) for t in trials} == {
+        (r, lr, 1, 0) for r in "ab" for lr in (0.01, 0.1, 0.3)}
+
+
+def test_choice_reads_the_metric_and_breaks_ties_by_order() -> None:
+    s = spec()
+    point = expand(s)[0]
+    ids = {lr: point_id({**point, "epochs": 1, "seed": 0, "lr": lr}) for lr in SELECT["values"]}
+    summaries = {ids[0.01]: {"val_accuracy": 0.5}, ids[0.1]: {"val_accuracy": 0.7},
+                 ids[0.3]: {"val_accuracy": float("nan")}}
+    assert select.choose(point, s.select, summaries, point_id) == 0.1
+    summaries[ids[0.01]] = {"val_accuracy": 0.7}  # a tie: the earlier candidate
+    assert select.choose(point, s.select, summaries, point_id) == 0.01
+    low = spec(metric="val_loss", goal="min")
+    loss = {ids[0.01]: {"val_loss": 0.4}, ids[0.1]: {"val_loss": 0.2}}
+    assert select.choose(point, low.select, loss, point_id) == 0.1
+    assert select.choose(point, s.select, {}, point_id) is None
+
+
+def test_sweep_runs_trials_then_finals_with_the_validation_choice(tmp_path) -> None:
+    store = tmp_path / "r.sqlite"
+    rep = run_sweep(spec(), store, run_fn="sweep_dummy:peaked", executor="serial",
+                    progress=False)
+    # 6 trials (2 of them fail: lr = 0.3 diverges) + 6 finals.
+    assert (rep.total, rep.done, rep.failed) == (12, 10, 2)
+    with ResultsStore(store) as st:
+        finals = st.rows("sel")
+        trials = st.rows("sel:select")
+    assert len(trials) == 6 and len(finals) == 6
+    chosen = {(r["point"]["rule"], r["point"]["seed"]): r["point"]["lr"] for r in finals}
+    assert chosen == {(r, s): {"a": 0.01, "b": 0.1}[r] for r in "ab" for s in range(3)}
+    assert all(r["point"]["epochs"] == 5 and r["status"] == "done" for r in finals)
+    again = run_sweep(spec(), store, run_fn="sweep_dummy:peaked", executor="serial",
+                      progress=False, retry_failed=False)
+    assert (again.done, again.skipped) == (0, 12)  # resumable: nothing runs twice
+
+
+def test_a_setting_without_any_finished_trial_is_reported_failed(tmp_path) -> None:
+    store = tmp_path / "r.sqlite"
+    rep = run_sweep(spec(values=[0.3, 0.5]), store, run_fn="sweep_dummy:peaked",
+                    executor="serial", progress=False)
+    assert (rep.total, rep.done, rep.failed) == (10, 0, 10)  # 4 trials fail, 6 finals unresolved
+    with ResultsStore(store) as st:
+        rows = st.rows("sel")
+    assert len(rows) == 6 and all(r["status"] == "failed" for r in rows)
+    assert "none of the trials of lr = [0.3, 0.5] finished" in rows[0]["error"]
+
+
+@pytest.mark.parametrize("table, match", [
+    ({"values": [1, 2], "metric": "val_accuracy"}, "has no 'param'"),
+    ({**SELECT, "param": "seed"}, "param = 'seed' is invalid"),
+    ({**SELECT, "values": [0.1]}, "at least two"),
+    ({**SELECT, "values": [0.1, 0.1]}, "distinct"),
+    ({**SELECT, "metric": "test_accuracy"}, "not measured on the test split"),
+    ({**SELECT, "goal": "up"}, "goal = 'up' is invalid"),
+    ({**SELECT, "trial.lr": 0.1}, "overrides the selected parameter"),
+    ({**SELECT, "budget": 3}, "key 'budget' is unknown"),
+])
+def test_bad_select_tables_name_the_problem(table, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        SweepSpec(name="x", select=table)
+
+
+def test_select_param_may_not_also_be_swept() -> None:
+    with pytest.raises(ValueError, match=r"param = 'lr' is also in \[grid\]"):
+        loads_spec('name = "x"\n[grid]\nlr = [0.1, 0.2]\n[select]\nparam = "lr"\n'
+                   'values = [0.1, 0.2]\nmetric = "val_accuracy"\n')
