@@ -24,6 +24,7 @@ SCRIPTS = {
     "bench_training.py": ([], ("plain float32 BP", "DFA epoch target", "incumbent")),
     "bench_scaling.py": (["--out-dir", "{tmp}"], ("log-log slopes", "wrote")),
     "profile_train.py": ([], ("seconds per epoch", "fixed cost per step", "cProfile")),
+    "bench_optimizers.py": (["--presets", "pcm", "--rules", "dfa"], ("vs sgd", "c_ttv2")),
 }
 
 
