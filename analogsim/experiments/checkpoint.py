@@ -44,18 +44,18 @@ that differs from the one given — raises :class:`ValueError` naming the file a
 
 Writes are atomic: the archive is written to a temporary file in the same directory, flushed
 to disk (``fsync``) and renamed over the target with :func:`os.replace`. A crash during a save
-leaves the previous checkpoint intact (and at most a stray ``.<name>.*.tmp`` file, the name cut
-to 32 characters).
+leaves the previous checkpoint intact (and at most a stray ``.<name>.<pid>.*.tmp`` file, the
+name cut to 32 characters, removed by the next save to that path once its writer is gone).
+Only a regular file is ever replaced: a directory, device, FIFO or symlink at the path is
+refused (:mod:`analogsim.experiments.paths`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +68,7 @@ from ..hardware.ledger import COUNTERS
 from ..layers.network import ModelConfig
 from ..rules import Trainer, Update
 from ..rules.base import check_lr
+from .paths import atomic_write
 from .runner import TrainConfig, build_run, train
 
 __all__ = ["FORMAT", "VERSION", "save", "load", "read_meta", "state_arrays",
@@ -169,28 +170,8 @@ def save(path: str | os.PathLike, trainer: Trainer, meta: dict[str, Any] | None 
 
 
 def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """``np.savez`` to a temporary file next to ``path``, fsync, then ``os.replace``."""
-    directory = path.parent if str(path.parent) else Path(".")
-    # A short prefix: the temporary name must be valid whenever the target name is.
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name[:32]}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    # Make the rename itself durable (POSIX; not possible on every platform/filesystem).
-    with contextlib.suppress(OSError):
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    return path
+    """``np.savez`` through :func:`~analogsim.experiments.paths.atomic_write`."""
+    return atomic_write(path, lambda f: np.savez(f, **arrays), "checkpoint path")
 
 
 # --------------------------------------------------------------------------- load

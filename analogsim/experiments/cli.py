@@ -299,6 +299,33 @@ def _train_table(out: dict[str, Any], rule: str, hw_name: str) -> str:
     return f"{rule} on {hw_name}\n" + format_table(["metric", "value"], rows)
 
 
+def _output_file(path: str, flag: str) -> Path:
+    from .paths import check_output_file
+
+    try:
+        return check_output_file(path, flag)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _output_dir(path: str, flag: str) -> Path:
+    from .paths import check_output_dir
+
+    try:
+        return check_output_dir(path, flag)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _check_store(path: str) -> None:
+    from .store import check_store_file
+
+    try:
+        check_store_file(path)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -306,10 +333,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and not args.save:
         raise UsageError("--resume is invalid without --save; allowed: --save PATH --resume")
     ckpt = None
-    if args.save:
+    if args.save is not None:
         from . import checkpoint as ckpt
 
-        Path(args.save).parent.mkdir(parents=True, exist_ok=True)
+        _output_file(args.save, "--save")  # before the first epoch, not after it
     resume = args.save if args.resume and os.path.exists(args.save) else None
     bar = None if args.json else tqdm(total=run.train.epochs, desc=run.train.rule,
                                       unit="epoch", file=sys.stderr)
@@ -387,6 +414,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _check_points(spec)
     executor = _executor(args)
     store = args.store or str(Path("results") / f"{Path(args.spec).stem}.sqlite")
+    if os.path.getsize(_output_file(store, "--store")) if os.path.isfile(store) else 0:
+        _check_store(store)  # an existing file must already be a results store
     try:
         report = run_sweep(spec, store, RUN_FN, executor, args.workers,
                            retry_failed=args.retry_failed, warmup_fn=WARMUP_FN)
@@ -534,7 +563,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _check_points(spec)
     if args.workers is not None and args.workers < 1:
         raise UsageError(f"--workers = {args.workers} is invalid; allowed: an integer >= 1")
-    out = Path(args.out)
+    out = _output_dir(args.out, "--out")
     store = out / "compare.sqlite"
     if not args.resume:
         for suffix in ("", "-wal", "-shm"):

@@ -21,9 +21,10 @@ import numpy as np
 
 from ..rules import RULES
 from . import plots
+from .paths import check_output_dir
 from .points import expand_bundles
 from .runner import TrainConfig
-from .store import ResultsStore
+from .store import ResultsStore, check_store_file
 
 __all__ = ["METRICS", "Group", "SweepSummary", "summarise", "load_summaries", "format_table",
            "markdown_table", "write_report", "write_plots", "FORMATS"]
@@ -211,8 +212,12 @@ def load_summaries(store_path: str | Path, sweep: str | None = None) -> list[Swe
     if not os.path.isfile(path):  # not Path.is_file: it raises for over-long names
         raise ValueError(f"store {str(path)!r} does not exist; allowed: a results file "
                          "written by `analogsim sweep` or `analogsim compare`")
+    check_store_file(path)  # never turn some other file into a database
     with ResultsStore(path) as store:
         rows = store.rows(sweep)
+    if sweep is None and not rows:
+        raise ValueError(f"store {str(path)!r} holds no results yet; allowed: a store with at "
+                         "least one run (run `analogsim sweep SPEC --store` on it first)")
     names = list(dict.fromkeys(r["sweep"] for r in rows))
     if sweep is not None and not names:
         with ResultsStore(path) as store:
@@ -449,8 +454,8 @@ def write_report(store_path: str | Path, out_dir: str | Path, *,
     if bad or not formats:
         raise ValueError(f"format = {','.join(formats)!r} is invalid; allowed: a comma-"
                          "separated subset of " + ", ".join(FORMATS))
+    out = check_output_dir(out_dir, "out")
     summaries = load_summaries(store_path, sweep)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     sections = [f"# Results from `{Path(store_path).name}`", ""]

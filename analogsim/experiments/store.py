@@ -128,6 +128,41 @@ def _check_point_id(point_id: Any) -> None:
         raise ValueError(f"point_id = {point_id!r} is invalid; allowed: a non-empty string")
 
 
+#: The first bytes of every SQLite 3 database file.
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_store_file(path: str | Path) -> None:
+    """Refuse a file that is not an existing results store, before SQLite opens (and so
+    would initialise) it: an empty file, another format, a database without our table."""
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise ValueError(f"store {str(p)!r} cannot be read ({exc.strerror}); allowed: a "
+                         "results file written by `analogsim sweep` or `analogsim compare`"
+                         ) from None
+    if head != SQLITE_HEADER:
+        what = "an empty file" if not head else "not a SQLite database"
+        raise ValueError(f"store {str(p)!r} is {what}; allowed: a results file written by "
+                         "`analogsim sweep` or `analogsim compare`")
+    try:
+        conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+        try:
+            found = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND "
+                                 "name = 'runs'").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"store {str(p)!r} cannot be opened ({exc}); allowed: a results "
+                         "file written by `analogsim sweep` or `analogsim compare`") from None
+    if found is None:
+        raise ValueError(f"store {str(p)!r} is a SQLite database without a 'runs' table; "
+                         "allowed: a results file written by `analogsim sweep` or "
+                         "`analogsim compare`")
+
+
 class ResultsStore:
     """One SQLite file holding the results of one or more sweeps.
 

@@ -1,7 +1,8 @@
 """The one place where numba options are set; every kernel module imports its decorators here.
 
 * ``cache=True``: compiled kernels are written next to the sources (``__pycache__``) so a
-  test run or a sweep worker compiles each kernel once, not once per process.
+  test run or a sweep worker compiles each kernel once, not once per process; where that is
+  not writable, to ``NUMBA_CACHE_DIR`` or a per-user directory (:mod:`._cache`).
 * ``fastmath`` is off: kernels are checked bit-for-bit against NumPy twins, and reassociation
   would make results depend on vector width.
 * ``parallel=True`` only on drivers that loop over independent rows/samples with ``prange``;
@@ -66,17 +67,22 @@ import sys
 import threading
 import types
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numba
 from threadpoolctl import ThreadpoolController
+
+from . import _cache
 
 __all__ = ["jit", "pjit", "pick", "prange", "row_groups", "set_threads", "get_threads",
            "kernel_threads", "blas_single_thread", "BLAS_SINGLE_THREAD"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-CACHE = os.environ.get("ANALOGSIM_NUMBA_CACHE", "1") != "0"
+#: Whether kernels are cached on disk, and where (:mod:`._cache`: a read-only install falls
+#: back to a per-user or temporary directory, or to no cache with one warning).
+CACHE = _cache.configure(numba.config, Path(__file__).resolve().parent / "__pycache__")
 FASTMATH = False
 
 prange = numba.prange
