@@ -37,6 +37,8 @@ EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 RUN_FN = "analogsim.experiments.points:run_point"
 WARMUP_FN = "analogsim.experiments.points:warmup"
 WIDTH = 100
+#: Exit status of `train` when the run diverged (2 is a usage error).
+EXIT_DIVERGED = 3
 
 
 class UsageError(ValueError):
@@ -370,6 +372,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(_train_table(out, run.train.rule, run.hw.name))
         if args.save:
             print(f"checkpoint written to {args.save}")
+    if out["metrics"].get("diverged"):
+        print(f"error: {out['metrics']['diverged_reason']}", file=sys.stderr)
+        return EXIT_DIVERGED
     return 0
 
 

@@ -83,7 +83,12 @@ class Group:
                 parts.append(f"{k.rsplit('.', 1)[-1]}={_short(v)}")
         return ", ".join(parts)
 
+    @property
+    def n_diverged(self) -> int:
+        return sum(r["status"] == "diverged" for r in self.rows)
+
     def values(self, metric: str) -> np.ndarray:
+        """One value per finished run; a diverged run's figures are NaN (so is the mean)."""
         vals = [r["summary"].get(metric) for r in self.rows]
         return np.array([math.nan if v is None else v for v in vals], dtype=float)
 
@@ -251,7 +256,8 @@ def table_rows(summary: SweepSummary) -> tuple[list[str], list[list[str]]]:
     headers = [*summary.keys, "seeds"] + [m[1] for m in summary.metrics]
     rows = []
     for g in summary.groups:
-        cells = [_short(v) for _, v in g.key] + [str(len(g.rows))]
+        seeds = str(len(g.rows)) + (f" ({g.n_diverged} diverged)" if g.n_diverged else "")
+        cells = [_short(v) for _, v in g.key] + [seeds]
         cells += [_fmt(*g.mean_std(m), kind, len(g.rows)) for m, _, kind in summary.metrics]
         rows.append(cells)
     return headers, rows

@@ -13,11 +13,18 @@ the summary figures users compare rules by:
     fraction of that energy spent in ``transpose`` scopes (BP's emulation of ``Wᵀδ``).
 ``critical_path_ns``
     mean critical-path latency of one training step (see :class:`~analogsim.rules.Schedule`).
+``diverged`` (only when true), ``diverged_epoch``, ``diverged_step``, ``diverged_loss``,
+``diverged_reason``
+    training stopped because a step's loss was not finite or an epoch's mean training loss
+    exceeded ``diverge_factor`` times the first step's; the epochs list keeps the finished
+    finite epochs, and the test and validation figures are NaN (a sweep stores the point
+    with status ``diverged``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +77,9 @@ class TrainConfig:
     rule_options: dict = param(default_factory=dict, hash=False,
                                allowed="a table of rule options",
                                doc="options of the rule (`rule.<option>` keys)")
+    diverge_factor: float = param(10.0, lo=1.0, hi=1e30, doc="stop the run as diverged when "
+                                  "a step's loss is not finite or an epoch's mean training "
+                                  "loss exceeds this many times the first step's loss")
     optimizer: str = param("sgd", choices=tuple(OPTIMIZERS), doc="analog update algorithm: "
                            "how each analog layer's update reaches its conductances "
                            "(docs/rules.md, Analog update algorithms)")
@@ -86,6 +96,15 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def check_loss(model: ModelConfig, n_classes: int, dataset: str = "the data") -> None:
+    """Refuse a classification loss on regression targets (``n_classes == 0``): softmax
+    cross-entropy of real-valued targets is not a loss (it can be negative)."""
+    if n_classes == 0 and model.loss == "xent":
+        raise ValueError(f"model {model.name!r}: loss = 'xent' (softmax cross-entropy) needs "
+                         f"class labels, but {dataset} has real-valued targets; allowed: "
+                         "--set model.loss=mse")
 
 
 def check_io(model: ModelConfig, n_in: int, n_out: int, dataset: str = "the data") -> None:
@@ -200,6 +219,20 @@ def _evaluate(net: Network, ds: Dataset, split: str) -> tuple[float, float]:
     return loss, (acc if ds.n_classes else float("nan"))
 
 
+def _diverged(epoch: int, step: int, loss: float, ref: float | None, cfg: TrainConfig
+              ) -> dict[str, Any]:
+    """The record of a divergence, with the reason in words."""
+    if not math.isfinite(loss):
+        why = f"the loss of step {step} is {loss}"
+    else:
+        why = (f"the mean training loss of epoch {epoch} is {loss:.4g}, more than "
+               f"diverge_factor = {cfg.diverge_factor:g} times the first step's {ref:.4g}")
+    return {"diverged_epoch": epoch, "diverged_step": step,
+            "diverged_loss": loss if math.isfinite(loss) else None,
+            "diverged_reason": f"training diverged: {why} (lr = {cfg.lr:g}); allowed: a "
+                               "smaller lr, or a larger train.diverge_factor"}
+
+
 def train(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, *,
           dataset: Dataset | None = None, on_epoch: Callable[[dict], None] | None = None,
           trainer: Trainer | None = None, start_epoch: int = 0,
@@ -230,6 +263,7 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
     ds = dataset if dataset is not None else load_dataset(
         cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
     check_io(model, ds.n_features, ds.n_outputs, f"data set {ds.name!r}")
+    check_loss(model, ds.n_classes, f"data set {ds.name!r}")
     tr = trainer or build_run(hw, model, cfg, ds.n_features, ds.n_outputs)
     net = tr.net
     acct = _Accounting(net.ledger)
@@ -240,15 +274,25 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
         acct.load(progress)
         epochs = [dict(r) for r in progress["epochs"]]
         n_seen, cp_sum, n_steps = progress["n_seen"], progress["cp_sum"], progress["n_steps"]
+    loss_ref = progress.get("loss_ref") if progress is not None else None
+    diverged: dict[str, Any] | None = None
     for epoch in range(start_epoch, cfg.epochs):
         rng = derive_rng(cfg.seed, "data", "order", epoch)
         loss_sum = 0.0
         for xb, yb in ds.batches("train", cfg.batch_size, rng):
             res = tr.step(xb, _labels(ds, yb))
+            if not math.isfinite(res.loss):
+                diverged = _diverged(epoch + 1, n_steps + 1, res.loss, loss_ref, cfg)
+                break
+            loss_ref = res.loss if loss_ref is None else loss_ref
             loss_sum += res.loss * len(xb)
             n_seen += len(xb)
             cp_sum += res.critical_path_ns
             n_steps += 1
+        if diverged is None and loss_sum / len(ds.x_train) > cfg.diverge_factor * loss_ref:
+            diverged = _diverged(epoch + 1, n_steps, loss_sum / len(ds.x_train), loss_ref, cfg)
+        if diverged is not None:
+            break
         record = {"epoch": epoch + 1, "train_loss": loss_sum / len(ds.x_train)}
         record["val_loss"], record["val_accuracy"] = acct.evaluate(
             lambda: _evaluate(net, ds, "val"))
@@ -258,22 +302,26 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
         if on_checkpoint is not None:
             on_checkpoint(tr, {"epoch": epoch + 1, "progress": {
                 **acct.state(), "epochs": [dict(r) for r in epochs], "n_seen": n_seen,
-                "cp_sum": cp_sum, "n_steps": n_steps}})
-    test_loss, test_acc = acct.evaluate(lambda: _evaluate(net, ds, "test"))
+                "cp_sum": cp_sum, "n_steps": n_steps, "loss_ref": loss_ref}})
+    nan = float("nan")
+    if diverged is None:
+        test_loss, test_acc = acct.evaluate(lambda: _evaluate(net, ds, "test"))
+    else:  # no accuracy of a diverged network passes as a result
+        test_loss = test_acc = nan
     counts, tr_counts = acct.training()
     rep = ledger_report(counts, tr_counts, hw, n_seen)
-    nan = float("nan")
     return {
         "config": {"hardware": hw.to_dict(), "model": net.config.to_dict(),
                    "train": cfg.to_dict()},
         "metrics": {
             "test_accuracy": test_acc, "test_loss": test_loss,
             "train_loss": epochs[-1]["train_loss"] if epochs else nan,
-            "val_accuracy": epochs[-1]["val_accuracy"] if epochs else nan,
+            "val_accuracy": epochs[-1]["val_accuracy"] if epochs and not diverged else nan,
             "energy_per_sample_pj": rep["energy_per_sample_pj"],
             "transpose_energy_share": rep["transpose_energy_share"],
             "critical_path_ns": cp_sum / max(n_steps, 1),
             "wall_time_s": time.perf_counter() - t0,
+            **({"diverged": True, **diverged} if diverged else {}),
         },
         "epochs": epochs,
         "ledger": counts,

@@ -7,7 +7,8 @@ column            type     meaning
 ================  =======  ==================================================================
 point_id          TEXT     primary key: first 16 hex chars of sha256 of the point's JSON
 sweep             TEXT     name of the sweep that (last) ran the point
-status            TEXT     ``'running'`` (dispatched, not finished), ``'done'`` or ``'failed'``
+status            TEXT     ``'running'`` (dispatched, not finished), ``'done'``, ``'diverged'``
+                           (finished, training diverged) or ``'failed'``
 point_json        TEXT     the point, a flat ``{key: value}`` dict
 config_json       TEXT     full resolved config, as returned by the run function
 metrics_json      TEXT     per-epoch metrics list
@@ -50,16 +51,17 @@ from typing import Any
 
 __all__ = ["STATUSES", "ResultsStore", "to_json", "utc_now"]
 
-STATUSES = ("running", "done", "failed")
+STATUSES = ("running", "done", "diverged", "failed")
 
-#: Bumped when the schema changes, so a future version can migrate old files.
-SCHEMA_VERSION = 1
+#: Bumped when the schema changes; :meth:`ResultsStore._migrate` upgrades older files.
+#: 2: status ``'diverged'``.
+SCHEMA_VERSION = 2
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
+_TABLE = """
+CREATE TABLE IF NOT EXISTS {name} (
     point_id      TEXT PRIMARY KEY,
     sweep         TEXT NOT NULL,
-    status        TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    status        TEXT NOT NULL CHECK (status IN ('running', 'done', 'diverged', 'failed')),
     point_json    TEXT NOT NULL,
     config_json   TEXT,
     metrics_json  TEXT,
@@ -72,7 +74,8 @@ CREATE TABLE IF NOT EXISTS runs (
     seed          INTEGER,
     started_at    TEXT,
     finished_at   TEXT
-);
+)"""
+_SCHEMA = _TABLE.format(name="runs") + """;
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep);
 """
 
@@ -127,6 +130,9 @@ def _check_point_id(point_id: Any) -> None:
     if not isinstance(point_id, str) or not point_id:
         raise ValueError(f"point_id = {point_id!r} is invalid; allowed: a non-empty string")
 
+
+#: Statuses of a finished run (kept on resume).
+FINISHED = ("done", "diverged")
 
 #: The first bytes of every SQLite 3 database file.
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -206,11 +212,30 @@ class ResultsStore:
         self._enable_wal(timeout)
         self._conn.execute("PRAGMA synchronous = NORMAL")
         with self._transaction() as cur:
+            self._migrate(cur)
             # Statement by statement: executescript() would COMMIT our transaction early.
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     cur.execute(statement)
             cur.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @staticmethod
+    def _migrate(cur: sqlite3.Cursor) -> None:
+        """Upgrade a file written by an older schema, inside the setup transaction.
+
+        1 → 2: the status CHECK gains ``'diverged'``; SQLite cannot alter a CHECK, so the
+        table is copied into a new one (every row kept) and renamed.
+        """
+        version = cur.execute("PRAGMA user_version").fetchone()[0]
+        exists = cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                             "name = 'runs'").fetchone()
+        if not exists or version >= SCHEMA_VERSION:
+            return
+        cur.execute(_TABLE.format(name="runs_v2"))
+        cur.execute(f"INSERT INTO runs_v2 ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
+                    "FROM runs")
+        cur.execute("DROP TABLE runs")
+        cur.execute("ALTER TABLE runs_v2 RENAME TO runs")
 
     # ----------------------------------------------------------------------- plumbing
 
@@ -298,7 +323,7 @@ class ResultsStore:
                     config: Any, metrics: Any, ledger: Any, summary: Any,
                     extra: dict[str, Any] | None = None, wall_time: float | None = None,
                     versions: dict[str, Any] | None = None, started_at: str | None = None,
-                    finished_at: str | None = None) -> None:
+                    finished_at: str | None = None, status: str = "done") -> None:
         """Store a finished run (one transaction), replacing the point's row.
 
         Parameters
@@ -315,9 +340,14 @@ class ResultsStore:
             Software versions of the process that ran it.
         started_at, finished_at : str, optional
             ISO times; ``finished_at`` defaults to now, ``started_at`` keeps the dispatch time.
+        status : {"done", "diverged"}
+            ``"diverged"``: the run finished but its training diverged (its summary says how);
+            kept like a done row (not re-run), reported apart.
         """
         _check_point_id(point_id)
-        values = (point_id, sweep, to_json(point), to_json(config), to_json(metrics),
+        if status not in FINISHED:
+            raise ValueError(f"status = {status!r} is invalid; allowed: " + ", ".join(FINISHED))
+        values = (point_id, sweep, status, to_json(point), to_json(config), to_json(metrics),
                   to_json(ledger), to_json(summary), to_json(extra or {}), wall_time,
                   to_json(versions or {}), _seed_of(point), started_at,
                   finished_at or utc_now())
@@ -325,9 +355,9 @@ class ResultsStore:
             cur.execute(
                 "INSERT INTO runs (point_id, sweep, status, point_json, config_json, "
                 "metrics_json, ledger_json, summary_json, extra_json, wall_time, versions_json, "
-                "seed, started_at, finished_at) VALUES (?, ?, 'done', ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                "seed, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
                 "?, ?) ON CONFLICT (point_id) DO UPDATE SET sweep = excluded.sweep, "
-                "status = 'done', point_json = excluded.point_json, "
+                "status = excluded.status, point_json = excluded.point_json, "
                 "config_json = excluded.config_json, metrics_json = excluded.metrics_json, "
                 "ledger_json = excluded.ledger_json, summary_json = excluded.summary_json, "
                 "extra_json = excluded.extra_json, error = NULL, "

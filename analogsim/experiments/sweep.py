@@ -14,10 +14,11 @@ The TOML form, its validation and its expansion into points live in
 
 Resume
 ------
-Re-running a sweep on the same store skips points whose row is ``'done'``; ``'running'`` rows
-(the sweep was killed while they ran) and ``'failed'`` ones (unless ``retry_failed=False``) are
-run again and their rows replaced.  A point whose run function raises is recorded ``'failed'``
-with the traceback and the sweep goes on.
+Re-running a sweep on the same store skips points whose row is ``'done'`` or ``'diverged'`` (a
+run whose summary says ``"diverged": true``: it finished, and its training diverged);
+``'running'`` rows (the sweep was killed while they ran) and ``'failed'`` ones (unless
+``retry_failed=False``) are run again and their rows replaced.  A point whose run function
+raises is recorded ``'failed'`` with the traceback and the sweep goes on.
 
 Executors
 ---------
@@ -410,7 +411,7 @@ def _check_executor(executor: Any) -> None:
 
 def _plan(points: list[tuple[str, Point]], statuses: dict[str, str], retry_failed: bool
           ) -> list[tuple[str, Point]]:
-    keep = {"done"} if retry_failed else {"done", "failed"}
+    keep = {"done", "diverged"} if retry_failed else {"done", "diverged", "failed"}
     return [(pid, point) for pid, point in points if statuses.get(pid) not in keep]
 
 
@@ -421,7 +422,10 @@ def _record(store: ResultsStore, sweep: str, pid: str, point: Point, env: Envelo
     if env["result"] is None:
         store.record_failed(pid, env["error"], sweep=sweep, point=point, **times)
         return False
-    store.record_done(pid, sweep=sweep, point=point, **env["result"], **times)
+    summary = env["result"]["summary"]
+    diverged = isinstance(summary, dict) and summary.get("diverged") is True
+    store.record_done(pid, sweep=sweep, point=point, **env["result"], **times,
+                      status="diverged" if diverged else "done")
     return True
 
 
@@ -499,7 +503,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.Pat
             trial_name = spec.name + _select.SUFFIX
             _add(totals, failed, phase(store, trial_name, trials))
             summaries = {row["point_id"]: row["summary"] for row in store.rows(trial_name)
-                         if row["status"] == "done"}
+                         if row["status"] in ("done", "diverged")}
             points, unresolved = _select.final_points(points, spec.select, summaries, point_id)
             for point in unresolved:  # no trial finished: nothing to choose from
                 pid = point_id(point)

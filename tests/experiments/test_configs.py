@@ -18,7 +18,8 @@ MODEL_DICT = {"name": "custom", "sizes": [64, 64, 10], "hidden": "tanh", "output
               "headroom": 2.0, "description": ""}
 TRAIN_DICT = {"rule": "dfa", "dataset": "digits", "epochs": 5, "batch_size": 32, "lr": 0.05,
               "lr_eps": 0.01, "lr_aux": 0.01, "seed": 0, "transpose": "probe", "refresh": 1,
-              "staleness": 0, "rule_options": {}, "optimizer": "sgd", "optimizer_options": {},
+              "staleness": 0, "rule_options": {}, "diverge_factor": 10.0, "optimizer": "sgd",
+              "optimizer_options": {},
               "data_dir": None}
 
 
