@@ -349,6 +349,9 @@ def loads_toml(text: str, *, source: str = "<string>") -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{source}: malformed TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses per nesting level: thousands exhaust the stack
+        raise ValueError(f"{source}: malformed TOML: arrays or tables nested too deeply; "
+                         "allowed: a few levels") from None
 
 
 def toml_value(value: Any) -> str:

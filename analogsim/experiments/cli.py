@@ -36,6 +36,7 @@ __all__ = ["main", "build_parser", "EXPERIMENTS_DIR", "UsageError"]
 EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 RUN_FN = "analogsim.experiments.points:run_point"
 WARMUP_FN = "analogsim.experiments.points:warmup"
+IDENTITY_FN = "analogsim.experiments.points:identity"
 WIDTH = 100
 #: Exit status of `train` when the run diverged (2 is a usage error).
 EXIT_DIVERGED = 3
@@ -423,7 +424,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         _check_store(store)  # an existing file must already be a results store
     try:
         report = run_sweep(spec, store, RUN_FN, executor, args.workers,
-                           retry_failed=args.retry_failed, warmup_fn=WARMUP_FN)
+                           retry_failed=args.retry_failed, warmup_fn=WARMUP_FN,
+                           identity_fn=IDENTITY_FN)
     except (ValueError, ImportError) as e:  # a malformed dask address, dask not installed
         raise UsageError(str(e)) from None
     print(report)
@@ -575,7 +577,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             Path(f"{store}{suffix}").unlink(missing_ok=True)
     start = time.perf_counter()
     report = run_sweep(spec, store, RUN_FN, "serial" if args.serial else "local", args.workers,
-                       retry_failed=True, warmup_fn=WARMUP_FN)
+                       retry_failed=True, warmup_fn=WARMUP_FN, identity_fn=IDENTITY_FN)
     with ResultsStore(store) as s:
         summary = summarise("compare", s.rows("compare"))
     headers, rows = table_rows(summary)

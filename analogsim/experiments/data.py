@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import gzip
+import inspect
 import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -540,9 +541,20 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
+def _takes(loader: Callable[..., Dataset], key: str) -> bool:
+    params = inspect.signature(loader).parameters
+    return key in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def load_dataset(name: str, **kw: Any) -> Dataset:
     """Load a data set by name; ``kw`` go to its loader (``data_dir`` for mnist/fashion, which
     is optional: see :func:`find_idx_dir` for where they are looked for without it)."""
     if name not in DATASETS:
         raise ValueError(f"dataset name = {name!r} is unknown; allowed: " + ", ".join(DATASETS))
+    for key, value in kw.items():
+        if not _takes(DATASETS[name], key):  # e.g. data_dir for the embedded digits
+            users = [n for n, fn in DATASETS.items() if _takes(fn, key)]
+            raise ValueError(f"{key} = {value!r} does not apply to dataset {name!r}; allowed: "
+                             f"no {key}" + (", or one of the data sets " + ", ".join(users)
+                                            if users else ""))
     return DATASETS[name](**kw)

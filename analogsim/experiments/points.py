@@ -69,7 +69,7 @@ from .models import MODEL_FIELDS, apply_model_overrides, load_model
 from .runner import TrainConfig, build_run, train
 
 __all__ = ["TRAIN_KEYS", "RUN_KEYS", "HW_KEYS", "Run", "expand_bundles", "resolve_point",
-           "execute", "eps_summary", "run_point", "warmup"]
+           "execute", "eps_summary", "run_point", "warmup", "identity", "RESULTS_VERSION"]
 
 ALIGNMENT_BATCH = 256
 #: Prefix of every error :func:`resolve_point` raises about a key or value.
@@ -356,6 +356,25 @@ def to_record(out: Mapping[str, Any]) -> dict[str, Any]:
 def run_point(point: dict[str, Any]) -> dict[str, Any]:
     """Sweep run function (``"analogsim.experiments.points:run_point"``)."""
     return to_record(execute(resolve_point(point)))
+
+
+#: Bumped when a code change alters what a run computes for the same configuration (so stored
+#: results of the old code are not reused); part of every point's identity.
+RESULTS_VERSION = 1
+
+
+def identity(point: dict[str, Any]) -> dict[str, Any]:
+    """What determines a point's result (sweep ``identity_fn``): the resolved configuration.
+
+    Hardware *values* (not a file's path: an edited hardware TOML is a new point), the
+    model, the training config with rule and optimizer options, the measurements, and
+    :data:`RESULTS_VERSION`. Two spellings of one run (a preset's default written out, a
+    bundle) have one identity.
+    """
+    run = resolve_point(point)
+    return {"hardware": run.hw.to_dict(), "model": run.model.to_dict(),
+            "train": run.train.to_dict(), "alignment": run.alignment, "drift_s": run.drift_s,
+            "results_version": RESULTS_VERSION}
 
 
 def warmup() -> None:

@@ -219,17 +219,15 @@ def load_summaries(store_path: str | Path, sweep: str | None = None) -> list[Swe
                          "written by `analogsim sweep` or `analogsim compare`")
     check_store_file(path)  # never turn some other file into a database
     with ResultsStore(path) as store:
-        rows = store.rows(sweep)
-    if sweep is None and not rows:
-        raise ValueError(f"store {str(path)!r} holds no results yet; allowed: a store with at "
-                         "least one run (run `analogsim sweep SPEC --store` on it first)")
-    names = list(dict.fromkeys(r["sweep"] for r in rows))
-    if sweep is not None and not names:
-        with ResultsStore(path) as store:
-            known = sorted({r["sweep"] for r in store.rows()})
-        raise ValueError(f"sweep {sweep!r} is not in {str(path)!r}; allowed: "
-                         + (", ".join(known) or "(the store is empty)"))
-    return [summarise(n, [r for r in rows if r["sweep"] == n]) for n in names]
+        known = store.sweeps()
+        if sweep is None and not known:
+            raise ValueError(f"store {str(path)!r} holds no results yet; allowed: a store with "
+                             "at least one run (run `analogsim sweep SPEC --store` on it first)")
+        if sweep is not None and sweep not in known:
+            raise ValueError(f"sweep {sweep!r} is not in {str(path)!r}; allowed: "
+                             + (", ".join(sorted(known)) or "(the store is empty)"))
+        # Per sweep through its member list: a point two sweeps share is in both.
+        return [summarise(n, store.rows(n)) for n in ([sweep] if sweep else known)]
 
 
 # --------------------------------------------------------------------------- tables

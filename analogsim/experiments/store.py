@@ -54,8 +54,8 @@ __all__ = ["STATUSES", "ResultsStore", "to_json", "utc_now"]
 STATUSES = ("running", "done", "diverged", "failed")
 
 #: Bumped when the schema changes; :meth:`ResultsStore._migrate` upgrades older files.
-#: 2: status ``'diverged'``.
-SCHEMA_VERSION = 2
+#: 2: status ``'diverged'``. 3: table ``members`` (which sweeps list which points).
+SCHEMA_VERSION = 3
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -77,11 +77,20 @@ CREATE TABLE IF NOT EXISTS {name} (
 )"""
 _SCHEMA = _TABLE.format(name="runs") + """;
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep);
+CREATE TABLE IF NOT EXISTS members (
+    sweep         TEXT NOT NULL,
+    point_id      TEXT NOT NULL,
+    point_json    TEXT NOT NULL,
+    PRIMARY KEY (sweep, point_id)
+);
 """
 
 _COLUMNS = ("point_id", "sweep", "status", "point_json", "config_json", "metrics_json",
             "ledger_json", "summary_json", "extra_json", "error", "wall_time", "versions_json",
             "seed", "started_at", "finished_at")
+#: The columns of a sweep's view of a row: its own point form and name from ``members``.
+_JOIN_COLUMNS = ", ".join("m.sweep" if c == "sweep" else "m.point_json" if c == "point_json"
+                          else f"r.{c}" for c in _COLUMNS)
 
 
 def _json_default(obj: Any) -> Any:
@@ -130,6 +139,8 @@ def _check_point_id(point_id: Any) -> None:
     if not isinstance(point_id, str) or not point_id:
         raise ValueError(f"point_id = {point_id!r} is invalid; allowed: a non-empty string")
 
+
+_ADD_MEMBER = "INSERT OR IGNORE INTO members (sweep, point_id, point_json) VALUES (?, ?, ?)"
 
 #: Statuses of a finished run (kept on resume).
 FINISHED = ("done", "diverged")
@@ -224,18 +235,26 @@ class ResultsStore:
         """Upgrade a file written by an older schema, inside the setup transaction.
 
         1 → 2: the status CHECK gains ``'diverged'``; SQLite cannot alter a CHECK, so the
-        table is copied into a new one (every row kept) and renamed.
+        table is copied into a new one (every row kept) and renamed. 2 → 3: ``members``,
+        filled with each row's last sweep.
         """
         version = cur.execute("PRAGMA user_version").fetchone()[0]
         exists = cur.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
                              "name = 'runs'").fetchone()
         if not exists or version >= SCHEMA_VERSION:
             return
-        cur.execute(_TABLE.format(name="runs_v2"))
-        cur.execute(f"INSERT INTO runs_v2 ({', '.join(_COLUMNS)}) SELECT {', '.join(_COLUMNS)} "
-                    "FROM runs")
-        cur.execute("DROP TABLE runs")
-        cur.execute("ALTER TABLE runs_v2 RENAME TO runs")
+        if version < 2:
+            cur.execute(_TABLE.format(name="runs_v2"))
+            cur.execute(f"INSERT INTO runs_v2 ({', '.join(_COLUMNS)}) SELECT "
+                        f"{', '.join(_COLUMNS)} FROM runs")
+            cur.execute("DROP TABLE runs")
+            cur.execute("ALTER TABLE runs_v2 RENAME TO runs")
+        if version < 3:  # each row belonged to the sweep that last ran it
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    cur.execute(statement)
+            cur.execute("INSERT OR IGNORE INTO members (sweep, point_id, point_json) "
+                        "SELECT sweep, point_id, point_json FROM runs")
 
     # ----------------------------------------------------------------------- plumbing
 
@@ -310,6 +329,7 @@ class ResultsStore:
         # Upsert rather than INSERT OR REPLACE: it clears the old results but keeps the rowid,
         # so rows() keeps listing points in their first-dispatch order.
         with self._transaction() as cur:
+            cur.executemany(_ADD_MEMBER, [(sweep, r[0], r[2]) for r in rows])
             cur.executemany(
                 "INSERT INTO runs (point_id, sweep, status, point_json, seed, started_at) "
                 "VALUES (?, ?, 'running', ?, ?, ?) ON CONFLICT (point_id) DO UPDATE SET "
@@ -352,6 +372,7 @@ class ResultsStore:
                   to_json(versions or {}), _seed_of(point), started_at,
                   finished_at or utc_now())
         with self._transaction() as cur:
+            cur.execute(_ADD_MEMBER, (sweep, point_id, to_json(point)))
             cur.execute(
                 "INSERT INTO runs (point_id, sweep, status, point_json, config_json, "
                 "metrics_json, ledger_json, summary_json, extra_json, wall_time, versions_json, "
@@ -399,7 +420,10 @@ class ResultsStore:
                 "sweep = COALESCE(?, sweep), started_at = COALESCE(?, started_at), "
                 "finished_at = ? WHERE point_id = ?",
                 (error_text, wall_time, versions_json, sweep, started_at, finished_at, point_id))
-            if cur.rowcount:
+            updated = cur.rowcount
+            if sweep is not None and point is not None:
+                cur.execute(_ADD_MEMBER, (sweep, point_id, to_json(point)))
+            if updated:
                 return
             if sweep is None or point is None:
                 raise ValueError(f"point_id = {point_id!r} has no row yet; record_failed needs "
@@ -421,7 +445,7 @@ class ResultsStore:
 
     def statuses(self, sweep: str | None = None) -> dict[str, str]:
         """``{point_id: status}`` of every row, or of one sweep's rows."""
-        sql, args = self._where("SELECT point_id, status FROM runs", sweep)
+        sql, args = self._where("SELECT r.point_id, r.status", sweep)
         return dict(self._conn.execute(sql, args).fetchall())
 
     def done_ids(self, sweep: str | None = None) -> set[str]:
@@ -437,9 +461,10 @@ class ResultsStore:
             One dict per row.  JSON columns lose their ``_json`` suffix and are decoded
             (``row["summary"]["test_accuracy"]``); a missing value is ``None``.
         """
-        sql, args = self._where(f"SELECT {', '.join(_COLUMNS)} FROM runs", sweep)
+        sql, args = self._where(f"SELECT {_JOIN_COLUMNS if sweep else ', '.join(_COLUMNS)}",
+                                sweep)
         out = []
-        for values in self._conn.execute(sql + " ORDER BY rowid", args):
+        for values in self._conn.execute(sql + " ORDER BY r.rowid", args):
             row: dict[str, Any] = {}
             for name, value in zip(_COLUMNS, values, strict=True):
                 if name.endswith("_json"):
@@ -458,7 +483,31 @@ class ResultsStore:
         return result == [("ok",)]
 
     @staticmethod
-    def _where(sql: str, sweep: str | None) -> tuple[str, tuple[Any, ...]]:
+    def _where(select: str, sweep: str | None) -> tuple[str, tuple[Any, ...]]:
+        """``select`` (columns of ``runs r``) from every row, or from one sweep's members."""
         if sweep is None:
-            return sql, ()
-        return sql + " WHERE sweep = ?", (sweep,)
+            return select.replace("r.", "") + " FROM runs r", ()
+        return (select + " FROM runs r JOIN members m ON m.point_id = r.point_id "
+                "WHERE m.sweep = ?", (sweep,))
+
+    def sweeps(self) -> list[str]:
+        """Names of the sweeps that list at least one point, in order of first listing."""
+        return [r[0] for r in self._conn.execute(
+            "SELECT sweep FROM members GROUP BY sweep ORDER BY MIN(rowid)")]
+
+    def set_members(self, sweep: str, items: Iterable[tuple[str, dict[str, Any]]]
+                    ) -> list[str]:
+        """Make ``items`` (``(point_id, point)``) exactly the points of ``sweep``; return the
+        ids that belonged to it before and no longer do (their rows stay in the store)."""
+        items = list(items)
+        for point_id, _ in items:
+            _check_point_id(point_id)
+        with self._transaction() as cur:
+            before = {r[0] for r in cur.execute("SELECT point_id FROM members WHERE sweep = ?",
+                                                (sweep,))}
+            keep = {pid for pid, _ in items}
+            gone = sorted(before - keep)
+            cur.executemany("DELETE FROM members WHERE sweep = ? AND point_id = ?",
+                            [(sweep, pid) for pid in gone])
+            cur.executemany(_ADD_MEMBER, [(sweep, pid, to_json(p)) for pid, p in items])
+        return gone

@@ -80,6 +80,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import importlib
 import importlib.metadata
 import json
@@ -93,7 +94,7 @@ import time
 import traceback
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -456,7 +457,7 @@ def _iterate(run_fn: str, todo: list[tuple[str, Point]], executor: str, workers:
 def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.PathLike[str],
               run_fn: str, executor: str = "local", max_workers: int | None = None,
               progress: bool = True, *, retry_failed: bool = True,
-              warmup_fn: str | None = None) -> SweepReport:
+              warmup_fn: str | None = None, identity_fn: str | None = None) -> SweepReport:
     """Run every point of ``spec`` not yet done, writing each result as it finishes.
 
     Parameters
@@ -479,6 +480,12 @@ def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.Pat
     warmup_fn : str, optional
         ``"package.module:function"`` called with no arguments in the driver before workers
         start, e.g. to fill numba's cache (not called by the serial executor).
+    identity_fn : str, optional
+        ``"package.module:function"`` mapping a point to what determines its result (for
+        :func:`~analogsim.experiments.points.run_point`: the resolved hardware values, model,
+        training, rule and optimizer options); a point's id is the hash of that, so two
+        spellings of one run share a row, and editing a file a point names makes a new
+        point. Default: the hash of the point as written.
 
     Returns
     -------
@@ -491,29 +498,39 @@ def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.Pat
         _check_int("max_workers", max_workers, 1)
     resolve_run_fn(run_fn)  # fail here, not once per point in the workers
     warmup = resolve_run_fn(warmup_fn, "warmup_fn") if warmup_fn is not None else None
-    phase = functools.partial(_run_phase, run_fn=run_fn, executor=executor,
+    ident = point_id
+    if identity_fn is not None:
+        content = resolve_run_fn(identity_fn, "identity_fn")
+
+        def ident(point: Mapping[str, Any]) -> str:
+            # to_json: resolved configs hold infinities (an ideal ADC's out_bound).
+            text = to_json(content(dict(point)))
+            return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+    phase = functools.partial(_run_phase, run_fn=run_fn, executor=executor, ident=ident,
                               max_workers=max_workers, progress=progress,
                               retry_failed=retry_failed, warmup=warmup)
     points = expand(spec)
     totals = [0, 0, 0]  # points, skipped, done
     failed: list[str] = []
+    unresolved: list[Point] = []
     with ResultsStore(store_path) as store:
         if spec.select is not None:
-            trials = _select.trial_points(points, spec.select, point_id)
+            trials = _select.trial_points(points, spec.select, ident)
             trial_name = spec.name + _select.SUFFIX
             _add(totals, failed, phase(store, trial_name, trials))
             summaries = {row["point_id"]: row["summary"] for row in store.rows(trial_name)
                          if row["status"] in ("done", "diverged")}
-            points, unresolved = _select.final_points(points, spec.select, summaries, point_id)
-            for point in unresolved:  # no trial finished: nothing to choose from
-                pid = point_id(point)
-                store.record_failed(pid, f"[select]: none of the trials of {spec.select['param']}"
-                                    f" = {spec.select['values']} finished", sweep=spec.name,
-                                    point=point)
-                totals[0] += 1
-                failed.append(pid)
+            points, unresolved = _select.final_points(points, spec.select, summaries, ident)
             warmup = None
         _add(totals, failed, phase(store, spec.name, points))
+        for point in unresolved:  # no trial finished: nothing to choose from
+            pid = ident(point)
+            store.record_failed(pid, f"[select]: none of the trials of {spec.select['param']} "
+                                f"= {spec.select['values']} finished", sweep=spec.name,
+                                point=point)
+            totals[0] += 1
+            failed.append(pid)
     return SweepReport(name=spec.name, store_path=str(store_path), total=totals[0],
                        skipped=totals[1], done=totals[2], failed=len(failed),
                        wall_time=time.perf_counter() - start, failed_ids=tuple(failed))
@@ -528,9 +545,19 @@ def _add(totals: list[int], failed: list[str], outcome: tuple[int, int, int, lis
 
 def _run_phase(store: ResultsStore, name: str, points: list[Point], *, run_fn: str,
                executor: str, max_workers: int | None, progress: bool, retry_failed: bool,
-               warmup: Callable[[], Any] | None) -> tuple[int, int, int, list[str]]:
-    """Run the points of one sweep name not yet done: ``(points, skipped, done, failed ids)``."""
-    items = [(point_id(p), p) for p in points]
+               warmup: Callable[[], Any] | None, ident: Callable[[Mapping[str, Any]], str]
+               ) -> tuple[int, int, int, list[str]]:
+    """Run the points of one sweep name not yet done: ``(points, skipped, done, failed ids)``.
+
+    The sweep's membership is set first: a point another sweep already ran is not run again
+    but is listed in this one's report; points of an earlier version of the spec that are
+    no longer in it leave the sweep (their rows stay) and are counted on stderr.
+    """
+    items = list({ident(p): p for p in points}.items())  # one row per distinct run
+    gone = store.set_members(name, items)
+    if gone and progress:
+        print(f"{name}: {len(gone)} point(s) of an earlier version of this sweep are no longer "
+              "in it (kept in the store, left out of its report)", file=sys.stderr)
     todo = _plan(items, store.statuses(), retry_failed)
     workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
     if todo and warmup is not None and executor != "serial":
