@@ -41,8 +41,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import platform
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -55,7 +58,8 @@ STATUSES = ("running", "done", "diverged", "failed")
 
 #: Bumped when the schema changes; :meth:`ResultsStore._migrate` upgrades older files.
 #: 2: status ``'diverged'``. 3: table ``members`` (which sweeps list which points).
-SCHEMA_VERSION = 3
+#: 4: columns ``owner`` and ``lease_until`` (claims of concurrent drivers).
+SCHEMA_VERSION = 4
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS {name} (
@@ -73,7 +77,9 @@ CREATE TABLE IF NOT EXISTS {name} (
     versions_json TEXT,
     seed          INTEGER,
     started_at    TEXT,
-    finished_at   TEXT
+    finished_at   TEXT,
+    owner         TEXT,
+    lease_until   REAL
 )"""
 _SCHEMA = _TABLE.format(name="runs") + """;
 CREATE INDEX IF NOT EXISTS runs_sweep ON runs (sweep);
@@ -138,6 +144,27 @@ def _seed_of(point: dict[str, Any]) -> int | None:
 def _check_point_id(point_id: Any) -> None:
     if not isinstance(point_id, str) or not point_id:
         raise ValueError(f"point_id = {point_id!r} is invalid; allowed: a non-empty string")
+
+
+def owner_name() -> str:
+    """A driver's claim name: ``host:pid:random`` (unique even if a pid is reused)."""
+    return f"{platform.node()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def owner_alive(owner: str) -> bool:
+    """``False`` only for an owner on this host whose process is gone (its claims are free
+    at once); owners on other hosts count as alive until their lease expires."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != platform.node() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, not ours to signal
+        return True
+    return True
 
 
 _ADD_MEMBER = "INSERT OR IGNORE INTO members (sweep, point_id, point_json) VALUES (?, ?, ?)"
@@ -249,6 +276,9 @@ class ResultsStore:
                         f"{', '.join(_COLUMNS)} FROM runs")
             cur.execute("DROP TABLE runs")
             cur.execute("ALTER TABLE runs_v2 RENAME TO runs")
+        if 2 <= version < 4:  # (a version-1 table was rebuilt with the columns above)
+            cur.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+            cur.execute("ALTER TABLE runs ADD COLUMN lease_until REAL")
         if version < 3:  # each row belonged to the sweep that last ran it
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
@@ -343,7 +373,8 @@ class ResultsStore:
                     config: Any, metrics: Any, ledger: Any, summary: Any,
                     extra: dict[str, Any] | None = None, wall_time: float | None = None,
                     versions: dict[str, Any] | None = None, started_at: str | None = None,
-                    finished_at: str | None = None, status: str = "done") -> None:
+                    finished_at: str | None = None, status: str = "done",
+                    keep_finished: bool = False) -> None:
         """Store a finished run (one transaction), replacing the point's row.
 
         Parameters
@@ -363,8 +394,11 @@ class ResultsStore:
         status : {"done", "diverged"}
             ``"diverged"``: the run finished but its training diverged (its summary says how);
             kept like a done row (not re-run), reported apart.
+        keep_finished : bool
+            Leave a row that is already finished (another driver's result) as it is.
         """
         _check_point_id(point_id)
+        keep = 1 if keep_finished else 0
         if status not in FINISHED:
             raise ValueError(f"status = {status!r} is invalid; allowed: " + ", ".join(FINISHED))
         values = (point_id, sweep, status, to_json(point), to_json(config), to_json(metrics),
@@ -385,7 +419,8 @@ class ResultsStore:
                 "wall_time = excluded.wall_time, versions_json = excluded.versions_json, "
                 "seed = excluded.seed, "
                 "started_at = COALESCE(excluded.started_at, runs.started_at), "
-                "finished_at = excluded.finished_at", values)
+                "finished_at = excluded.finished_at, owner = NULL, lease_until = NULL "
+                "WHERE runs.status NOT IN ('done', 'diverged') OR ? = 0", (*values, keep))
 
     def record_failed(self, point_id: str, error_text: str, *, sweep: str | None = None,
                       point: dict[str, Any] | None = None, wall_time: float | None = None,
@@ -418,12 +453,14 @@ class ResultsStore:
                 "metrics_json = NULL, ledger_json = NULL, summary_json = NULL, "
                 "extra_json = NULL, wall_time = ?, versions_json = ?, "
                 "sweep = COALESCE(?, sweep), started_at = COALESCE(?, started_at), "
-                "finished_at = ? WHERE point_id = ?",
+                "finished_at = ?, owner = NULL, lease_until = NULL WHERE point_id = ? AND "
+                "status NOT IN ('done', 'diverged')",
                 (error_text, wall_time, versions_json, sweep, started_at, finished_at, point_id))
             updated = cur.rowcount
             if sweep is not None and point is not None:
                 cur.execute(_ADD_MEMBER, (sweep, point_id, to_json(point)))
-            if updated:
+            exists = cur.execute("SELECT 1 FROM runs WHERE point_id = ?", (point_id,)).fetchone()
+            if updated or exists:  # a finished row (another driver's result) stays as it is
                 return
             if sweep is None or point is None:
                 raise ValueError(f"point_id = {point_id!r} has no row yet; record_failed needs "
@@ -489,6 +526,68 @@ class ResultsStore:
             return select.replace("r.", "") + " FROM runs r", ()
         return (select + " FROM runs r JOIN members m ON m.point_id = r.point_id "
                 "WHERE m.sweep = ?", (sweep,))
+
+    def claim(self, items: Iterable[tuple[str, dict[str, Any]]], *, sweep: str, owner: str,
+              lease_s: float, retry_failed: bool = True) -> list[tuple[str, dict[str, Any]]]:
+        """Atomically take the points no live driver holds; return those taken.
+
+        A point is taken when it has no row, or its row is ``'running'`` under an expired
+        lease or this ``owner``'s, or ``'failed'`` (with ``retry_failed``); finished rows
+        and other drivers' live leases are left alone. Taken rows become ``'running'`` with
+        ``owner`` and ``lease_until = now + lease_s`` (renew with :meth:`renew`).
+        """
+        items = list(items)
+        now = time.time()
+        taken = []
+        with self._transaction() as cur:
+            for point_id, point in items:
+                _check_point_id(point_id)
+                row = cur.execute("SELECT status, owner, lease_until FROM runs WHERE "
+                                  "point_id = ?", (point_id,)).fetchone()
+                if row is not None:
+                    status, holder, until = row
+                    free = ((status == "running" and (holder in (None, owner) or
+                                                      (until or 0.0) < now or
+                                                      not owner_alive(holder)))
+                            or (status == "failed" and retry_failed))
+                    if not free:
+                        continue
+                taken.append((point_id, point))
+            started = utc_now()
+            rows = [(pid, sweep, to_json(p), _seed_of(p), started, owner, now + lease_s)
+                    for pid, p in taken]
+            cur.executemany(_ADD_MEMBER, [(sweep, r[0], r[2]) for r in rows])
+            cur.executemany(
+                "INSERT INTO runs (point_id, sweep, status, point_json, seed, started_at, owner, "
+                "lease_until) VALUES (?, ?, 'running', ?, ?, ?, ?, ?) ON CONFLICT (point_id) "
+                "DO UPDATE SET sweep = excluded.sweep, status = 'running', "
+                "point_json = excluded.point_json, config_json = NULL, metrics_json = NULL, "
+                "ledger_json = NULL, summary_json = NULL, extra_json = NULL, error = NULL, "
+                "wall_time = NULL, versions_json = NULL, seed = excluded.seed, "
+                "started_at = excluded.started_at, finished_at = NULL, owner = excluded.owner, "
+                "lease_until = excluded.lease_until", rows)
+        return taken
+
+    def renew(self, owner: str, lease_s: float) -> int:
+        """Extend the leases of ``owner``'s running points; returns how many."""
+        with self._transaction() as cur:
+            cur.execute("UPDATE runs SET lease_until = ? WHERE owner = ? AND status = 'running'",
+                        (time.time() + lease_s, owner))
+            return cur.rowcount
+
+    def held_by_others(self, ids: Iterable[str], owner: str) -> int:
+        """How many of ``ids`` are running under another driver's live lease."""
+        now = time.time()
+        ids = list(ids)
+        n = 0
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            holders = self._conn.execute(
+                f"SELECT owner FROM runs WHERE point_id IN ({','.join('?' * len(chunk))}) "
+                "AND status = 'running' AND owner IS NOT NULL AND owner != ? AND "
+                "lease_until >= ?", (*chunk, owner, now)).fetchall()
+            n += sum(owner_alive(h) for (h,) in holders)
+        return n
 
     def sweeps(self) -> list[str]:
         """Names of the sweeps that list at least one point, in order of first listing."""

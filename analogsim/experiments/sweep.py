@@ -114,7 +114,7 @@ from analogsim.experiments.spec import (
     point_id,
     spec_from_dict,
 )
-from analogsim.experiments.store import ResultsStore, to_json, utc_now
+from analogsim.experiments.store import ResultsStore, owner_name, to_json, utc_now
 
 __all__ = [
     "WORKER_ENV",
@@ -141,7 +141,8 @@ _ADDRESS = re.compile(r"^([a-z]+://\S+|[\w.\-]+:\d+)$")
 
 Point = dict[str, Any]
 Envelope = dict[str, Any]
-Dispatch = Callable[[list[tuple[str, Point]]], None]
+#: Claims points just before they start; returns the ones this driver may run.
+Dispatch = Callable[[list[tuple[str, Point]]], list[tuple[str, Point]]]
 
 # --------------------------------------------------------------------------- worker side
 
@@ -181,14 +182,20 @@ def software_versions() -> dict[str, str | None]:
     return versions
 
 
-def _init_worker(env: dict[str, str]) -> None:
+def _init_worker(env: dict[str, str], driver: int | None = None) -> None:
     """Pool initializer: re-assert the worker environment (the parent set it before spawn).
 
     Also exit the worker when the driver dies: a spawned worker holds both ends of its task
     pipe, so after a SIGKILL of the driver it would otherwise wait for work forever.
+    ``driver`` is the driver's pid, taken in the driver: a worker whose driver died while it
+    was still starting (importing for a second or more) is already re-parented when this
+    runs, so comparing with its own ``getppid()`` then would watch the wrong process.
     """
     os.environ.update(env)
-    _exit_with_parent(os.getppid())
+    driver = os.getppid() if driver is None else driver
+    if os.getppid() != driver:
+        os._exit(70)
+    _exit_with_parent(driver)
 
 
 def _exit_with_parent(ppid: int, period: float = 0.5) -> None:
@@ -258,8 +265,8 @@ def _environ(env: dict[str, str]) -> Iterator[None]:
 def _iter_serial(run_fn: str, todo: list[tuple[str, Point]], dispatch: Dispatch
                  ) -> Iterator[tuple[str, Point, Envelope]]:
     for pid, point in todo:
-        dispatch([(pid, point)])
-        yield pid, point, _execute_point(run_fn, pid, point)
+        if dispatch([(pid, point)]):
+            yield pid, point, _execute_point(run_fn, pid, point)
 
 
 def _collect(fut: Future, pid: str) -> tuple[Envelope, bool]:
@@ -282,14 +289,18 @@ def _drain_pool(pool: ProcessPoolExecutor, run_fn: str, queue: deque[tuple[str, 
     while inflight or (queue and not broken):
         while queue and not broken and len(inflight) < width:
             pid, point = queue[0]
+            if not dispatch([(pid, point)]):  # another driver holds it
+                queue.popleft()
+                continue
             try:
                 fut = pool.submit(_execute_point, run_fn, pid, point)
             except BrokenProcessPool:
-                broken = True
+                broken = True  # claimed but not run: its lease is ours, a new pool runs it
                 break
             queue.popleft()
-            dispatch([(pid, point)])
             inflight[fut] = (pid, point)
+        if not inflight:
+            continue
         finished, _ = wait(inflight, return_when=FIRST_COMPLETED)
         for fut in finished:
             pid, point = inflight.pop(fut)
@@ -305,7 +316,7 @@ def _iter_local(run_fn: str, todo: list[tuple[str, Point]], workers: int, dispat
     with _environ(WORKER_ENV):
         while queue:  # a new pool after a worker died; every round consumes >= 1 point
             pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                       initargs=(WORKER_ENV,))
+                                       initargs=(WORKER_ENV, os.getpid()))
             try:
                 yield from _drain_pool(pool, run_fn, queue, workers, dispatch)
             except BaseException:  # includes GeneratorExit and Ctrl-C: do not wait for runs
@@ -353,7 +364,7 @@ def _iter_dask(run_fn: str, todo: list[tuple[str, Point]], executor: str, worker
         # (and marked running in one transaction).  The random suffix keeps keys unique if
         # two sweeps share a scheduler.
         token = uuid.uuid4().hex[:8]
-        dispatch(todo)
+        todo = dispatch(todo)
         futures = {client.submit(_execute_point, run_fn, pid, point, pure=False,
                                  key=f"analogsim-{pid}-{token}"): (pid, point)
                    for pid, point in todo}
@@ -426,7 +437,7 @@ def _record(store: ResultsStore, sweep: str, pid: str, point: Point, env: Envelo
     summary = env["result"]["summary"]
     diverged = isinstance(summary, dict) and summary.get("diverged") is True
     store.record_done(pid, sweep=sweep, point=point, **env["result"], **times,
-                      status="diverged" if diverged else "done")
+                      status="diverged" if diverged else "done", keep_finished=True)
     return True
 
 
@@ -562,12 +573,47 @@ def _run_phase(store: ResultsStore, name: str, points: list[Point], *, run_fn: s
     workers = max(1, min(max_workers or os.cpu_count() or 1, len(todo)))
     if todo and warmup is not None and executor != "serial":
         warmup()
+    owner = owner_name()
+
+    def claim(batch: list[tuple[str, Point]]) -> list[tuple[str, Point]]:
+        return store.claim(batch, sweep=name, owner=owner, lease_s=LEASE_S,
+                           retry_failed=retry_failed)
+
     with tqdm(total=len(items), initial=len(items) - len(todo), desc=name,
-              unit="run", file=sys.stderr, disable=not progress) as bar:
+              unit="run", file=sys.stderr, disable=not progress) as bar, \
+            _heartbeat(store.path, owner):
         # closing(): on any error the pool or cluster shuts down now, not at garbage
         # collection (the traceback would keep the generator alive).
-        with contextlib.closing(_iterate(
-                run_fn, todo, executor, workers,
-                lambda batch: store.mark_running_many(batch, sweep=name))) as outcomes:
+        with contextlib.closing(_iterate(run_fn, todo, executor, workers, claim)) as outcomes:
             done, failed_ids = _record_all(store, name, outcomes, bar)
+    others = store.held_by_others([pid for pid, _ in todo], owner)
+    if others and progress:
+        print(f"{name}: {others} point(s) are being run by another driver on this store "
+              "(left to it; run the sweep again later to collect them)", file=sys.stderr)
     return len(items), len(items) - len(todo), done, failed_ids
+
+
+#: Seconds a claim lasts without renewal: a dead driver's points are free again after this.
+LEASE_S = 120.0
+
+
+@contextlib.contextmanager
+def _heartbeat(path: str, owner: str, period: float | None = None) -> Iterator[None]:
+    """Renew ``owner``'s leases every ``period`` seconds (default ``LEASE_S / 4``) from a
+    daemon thread with its own connection, while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        with contextlib.suppress(Exception), ResultsStore(path) as st:
+            while not stop.wait(period or LEASE_S / 4):
+                st.renew(owner, LEASE_S)
+
+    thread = threading.Thread(target=beat, name="analogsim-lease", daemon=True)
+    if path != ":memory:":
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join(timeout=5)
