@@ -40,6 +40,8 @@ import difflib
 import inspect
 import json
 import math
+import os
+import stat
 import textwrap
 import tomllib
 from collections.abc import Iterable, Mapping
@@ -341,6 +343,36 @@ def to_mapping(obj: Any, *, drop_none: bool = True) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- TOML text
+
+
+#: Largest TOML file read (bytes): configs and sweep specs are a few kB.
+TOML_MAX_BYTES = 4 << 20
+
+
+def read_text_file(path: str | os.PathLike[str], what: str,
+                   max_bytes: int = TOML_MAX_BYTES) -> str:
+    """The UTF-8 text of ``path`` — only if it is a regular file (after symlinks) of at most
+    ``max_bytes``: a FIFO would block, ``/dev/zero`` would never end. Errors name the file."""
+    p = os.fspath(path)
+    try:
+        st = os.stat(p)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{what} {p!r} does not exist") from None
+    except OSError as exc:  # e.g. a name too long for the OS
+        raise ValueError(f"{what} {p[:80]!r} cannot be read ({exc.strerror}); allowed: an "
+                         "existing TOML file") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"{what} {p!r} is not a regular file; allowed: an existing TOML file")
+    if st.st_size > max_bytes:
+        raise ValueError(f"{what} {p!r} has {st.st_size} bytes; allowed: a TOML file of at "
+                         f"most {max_bytes}")
+    with open(p, "rb") as f:
+        data = f.read(max_bytes + 1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{what} {p!r}: not UTF-8 text ({exc}); allowed: a TOML file"
+                         ) from None
 
 
 def loads_toml(text: str, *, source: str = "<string>") -> dict[str, Any]:

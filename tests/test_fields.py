@@ -179,3 +179,31 @@ def test_numpydoc_params_and_document_fields() -> None:
 
     assert Doc.__doc__ == ("Summary.\n\nPhysics stays here.\n\nParameters\n----------\n"
                            "k : int\n    A count. Allowed: an integer in [0, 9]. Default: 3.")
+
+
+def test_deeply_nested_toml_is_a_clear_error() -> None:
+    from analogsim.fields import loads_toml
+
+    with pytest.raises(ValueError, match="deep.toml: malformed TOML: arrays or tables nested "
+                                         "too deeply"):
+        loads_toml("a = " + "[" * 3000 + "]" * 3000, source="deep.toml")
+
+
+def test_toml_files_are_read_only_when_regular_and_small(tmp_path) -> None:
+    import os
+
+    from analogsim.fields import read_text_file
+    from analogsim.hardware.toml_io import load_hardware
+
+    fifo = tmp_path / "hw.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="hardware file .* is not a regular file"):
+        load_hardware(fifo)  # would block if it were opened
+    big = tmp_path / "big.toml"
+    big.write_text("# " + "x" * 100)
+    with pytest.raises(ValueError, match="has 102 bytes; allowed: a TOML file of at most 10"):
+        read_text_file(big, "spec", max_bytes=10)
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(b"a = '\xff'")
+    with pytest.raises(ValueError, match="bad.toml': not UTF-8 text"):
+        read_text_file(bad, "spec")

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..fields import from_mapping, loads_toml, unknown_key
+from ..fields import from_mapping, loads_toml, read_text_file, unknown_key
 from ..layers.network import ModelConfig
 
 __all__ = ["MODELS_DIR", "MODEL_FIELDS", "model_presets", "load_model", "loads_model",
@@ -101,7 +101,7 @@ def load_model(name_or_path: str | os.PathLike[str], *, _depth: int = 0) -> Mode
         if not os.path.isfile(path):
             raise ValueError(f"model file {text!r} does not exist; allowed: a TOML file or a "
                              "preset: " + ", ".join(model_presets()))
-        return loads_model(path.read_text(encoding="utf-8"), source=str(path), _depth=_depth)
+        return loads_model(read_text_file(path, "model file"), source=str(path), _depth=_depth)
     presets = model_presets()
     if text not in presets:
         raise ValueError(f"model preset {text!r} is unknown; allowed: "

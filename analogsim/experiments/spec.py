@@ -55,7 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from analogsim.experiments.select import check_select
-from analogsim.fields import loads_toml, unknown_key
+from analogsim.fields import loads_toml, read_text_file, unknown_key
 
 __all__ = ["TOP_LEVEL", "DISTRIBUTIONS", "SweepSpec", "load_spec", "loads_spec",
            "spec_from_dict", "expand", "point_id"]
@@ -262,13 +262,11 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     SweepSpec
     """
     path = Path(path)
-    # os.path.isfile: False (not OSError) for names the OS rejects, e.g. too long.
+    # os.path.isfile: False (not OSError) for names the OS rejects, e.g. too long; and for a
+    # FIFO or a device, which are never read.
     if not os.path.isfile(path):
         raise ValueError(f"path = {str(path)!r} is invalid; allowed: an existing TOML file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not UTF-8 text ({exc}); allowed: a TOML file") from None
+    text = read_text_file(path, "sweep spec")
     return loads_spec(text, source=str(path))
 
 

@@ -55,6 +55,7 @@ from ..fields import (
     from_mapping,
     loads_toml,
     parse_override,
+    read_text_file,
     unknown_key,
 )
 from .config import HardwareConfig, field_key_error
@@ -132,11 +133,7 @@ def load_hardware(path_or_text: str | os.PathLike[str]) -> HardwareConfig:
     if isinstance(path_or_text, os.PathLike) or (
             isinstance(path_or_text, str) and _looks_like_path(path_or_text)):
         path = Path(path_or_text)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"hardware file {str(path)!r} does not exist") from None
-        return loads_hardware(text, source=str(path))
+        return loads_hardware(read_text_file(path, "hardware file"), source=str(path))
     if not isinstance(path_or_text, str):
         raise TypeError("load_hardware expects a path or TOML text, got "
                         f"{type(path_or_text).__name__}")

@@ -362,3 +362,13 @@ def test_dask_scheduler_address(tmp_path: Path) -> None:
                            cluster.scheduler_address, progress=False)
     assert (report.total, report.done) == (2, 2)
     assert results(tmp_path / "d.sqlite") == results(tmp_path / "s.sqlite")
+
+
+def test_a_spec_that_is_a_fifo_or_a_device_is_refused_unread(tmp_path: Path) -> None:
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    link = tmp_path / "zero.toml"
+    os.symlink("/dev/zero", link)
+    for path in (fifo, link):
+        with pytest.raises(ValueError, match="allowed: an existing TOML file"):
+            load_spec(path)  # would block (FIFO) or never end (/dev/zero) if it were read
