@@ -405,8 +405,13 @@ def _check_progress(path, meta: dict) -> None:
     ok = ok and all(isinstance(prog.get(k), dict) and set(prog[k]) == set(COUNTERS)
                     and all(isinstance(v, int) for v in prog[k].values())
                     for k in _PROGRESS_COUNTS)
-    ok = ok and all(isinstance(prog.get(k), int) and prog[k] >= 0 for k in ("n_seen", "n_steps"))
-    ok = ok and isinstance(prog.get("cp_sum"), float) and math.isfinite(prog["cp_sum"])
+    # Plausible, not only well-typed: at most 2**40 samples or steps, a non-negative critical
+    # path sum, a finite positive divergence reference if there is one.
+    ok = ok and all(isinstance(prog.get(k), int) and 0 <= prog[k] <= 2**40
+                    for k in ("n_seen", "n_steps")) and prog["n_steps"] <= prog["n_seen"]
+    ok = ok and isinstance(prog.get("cp_sum"), float) and 0.0 <= prog["cp_sum"] < math.inf
+    ref = prog.get("loss_ref") if isinstance(prog, dict) else None
+    ok = ok and (ref is None or (isinstance(ref, float) and 0.0 <= ref < math.inf))
     if not ok:
         _fail(path, "progress (runner accounting) is invalid; allowed: what runner.train's "
                     "on_checkpoint passes, with one epoch record per epoch done")

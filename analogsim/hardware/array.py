@@ -504,8 +504,10 @@ class CrossbarArray:
             self._nu_p = _checked_state(state, "nu_p", self.shape, np.float32).copy()
             self._nu_m = _checked_state(state, "nu_m", self.shape, np.float32).copy()
         counters = _checked_state(state, "counters", (2,), np.int64)
+        clock = _checked_state(state, "clock", (), np.float64)
+        _check_physics(state, counters, clock)
         self._read_counter, self._update_counter = int(counters[0]), int(counters[1])
-        self.clock = float(_checked_state(state, "clock", (), np.float64))
+        self.clock = float(clock)
         _rng_from_array(self._rng, _checked_state(state, "rng_state", None, np.uint64))
         self._w_cache = None
 
@@ -692,6 +694,39 @@ def _charge_read(arr: CrossbarArray, ledger: Ledger, n_vec: int, n_in: int, n_ou
         digital_mults=mults,
         mem_bytes=n_vec * (n_in + n_out) * word,
     )
+
+
+#: Physical range of each restored state array: ``(low, high)`` or a set of allowed values.
+_PHYSICS = {"gp": (0.0, 1.0), "gm": (0.0, 1.0), "alpha_up": (0.0, 1.0),
+            "alpha_down": (0.0, 1.0), "frozen_p": {0, 1}, "frozen_m": {0, 1},
+            "bounds": (0.0, np.inf), "nu_p": (0.0, 1e3), "nu_m": (0.0, 1e3)}
+#: Read/update counters and the clock beyond these are not a plausible history.
+_MAX_COUNTER, _MAX_CLOCK_S = 2**62, 1e12
+
+
+def _check_physics(state: dict[str, np.ndarray], counters: np.ndarray, clock: np.ndarray
+                   ) -> None:
+    """Refuse restored values that no device can have (a tampered or corrupted file)."""
+    for key, allowed in _PHYSICS.items():
+        if key not in state:
+            continue
+        v = np.asarray(state[key])
+        if isinstance(allowed, set):
+            bad = ~np.isin(v, list(allowed))
+            what = f"one of {sorted(allowed)}"
+        else:
+            lo, hi = allowed  # NaN fails both comparisons; +inf passes only hi = inf
+            bad = ~((v >= lo) & (v <= hi))
+            what = f"values in [{lo}, {hi}]"
+        if bad.any():
+            raise ValueError(f"array state {key!r} holds {int(bad.sum())} impossible values "
+                             f"(e.g. {v[bad].flat[0]!r}); allowed: {what}")
+    if counters.min() < 0 or counters.max() > _MAX_COUNTER:
+        raise ValueError(f"array state 'counters' = {counters.tolist()} is invalid; allowed: "
+                         f"integers in [0, {_MAX_COUNTER}]")
+    if not 0.0 <= float(clock) <= _MAX_CLOCK_S:
+        raise ValueError(f"array state 'clock' = {float(clock)!r} is invalid; allowed: "
+                         f"seconds in [0, {_MAX_CLOCK_S:g}]")
 
 
 def _checked_state(state: dict[str, np.ndarray], key: str, shape: tuple | None,

@@ -194,6 +194,20 @@ def test_flipped_bytes_never_load_silently_wrong(tmp_path: Path, saved) -> None:
     (lambda a, m: m["queue"].append([]), "queue .* is invalid"),
     (lambda a, m: m["opt"].__setitem__("lr", -1.0), "lr = -1.0 is invalid"),
     (lambda a, m: m["progress"].__setitem__("epochs", []), "progress"),
+    # Well-formed but impossible physics (the file format alone cannot tell):
+    (lambda a, m: a.__setitem__("net.layer0.array.gp",
+                                np.full_like(a["net.layer0.array.gp"], 1e6)),
+     r"'gp' holds \d+ impossible values \(e.g. np.float32\(1e\+06\)\); allowed: values in "
+     r"\[0.0, 1.0\]"),
+    (lambda a, m: a.__setitem__("net.layer0.array.frozen_p",
+                                np.full_like(a["net.layer0.array.frozen_p"], 7)),
+     r"'frozen_p' holds .* allowed: one of \[0, 1\]"),
+    (lambda a, m: a.__setitem__("net.layer0.array.clock", np.array(-1e300)),
+     r"'clock' = -1e\+300 is invalid; allowed: seconds in \[0, 1e\+12\]"),
+    (lambda a, m: a.__setitem__("net.layer0.array.counters", np.array([-1, 0], np.int64)),
+     r"'counters' = \[-1, 0\] is invalid"),
+    (lambda a, m: m["progress"].__setitem__("n_seen", 10**40), "progress"),
+    (lambda a, m: m["progress"].__setitem__("cp_sum", -1.0), "progress"),
 ])
 def test_tampered_content_is_a_clear_error(tmp_path: Path, saved, change, match) -> None:
     bad = _rewrite(saved[0], tmp_path / "bad.npz", change)
