@@ -57,7 +57,7 @@ import json
 import math
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,7 @@ import numpy as np
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import COUNTERS
 from ..layers.network import ModelConfig
+from ..resources import check_memory
 from ..rules import Trainer, Update
 from ..rules.base import check_lr
 from .paths import atomic_write
@@ -176,9 +177,36 @@ def _atomic_savez(path: Path, arrays: dict[str, np.ndarray]) -> Path:
 
 # --------------------------------------------------------------------------- load
 
+#: Largest metadata member (bytes), and the room a ``.npy`` header may take beside its data.
+_META_MAX, _NPY_HEADER = 16 << 20, 4096
 
-def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """All arrays and the metadata of a checkpoint file; ValueError if it is not one."""
+
+def _check_sizes(path, npz: Any, expected: Mapping[str, int] | None) -> None:
+    """Refuse members whose declared (inflated) size is impossible, before inflating any.
+
+    Every member's size must fit in memory together (:func:`check_memory`), the metadata
+    must be small, and with ``expected`` (bytes of each array of the rebuilt trainer) a
+    member may exceed its array by the ``.npy`` header only.
+    """
+    infos = {i.filename.removesuffix(".npy"): i.file_size for i in npz.zip.infolist()}
+    try:
+        check_memory(sum(infos.values()), f"checkpoint {str(path)!r}")
+    except MemoryError as exc:
+        _fail(path, f"declares more data than fits ({exc})")
+    for name, size in infos.items():
+        limit = _META_MAX if name == _META else (
+            None if expected is None or name not in expected else expected[name] + _NPY_HEADER)
+        if limit is not None and size > limit:
+            _fail(path, f"member {name!r} declares {size} bytes; allowed: at most {limit} for "
+                        "the rebuilt trainer's array")
+
+
+def _read(path: str | os.PathLike, expected: Mapping[str, int] | None = None, *,
+          meta_only: bool = False) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """All arrays and the metadata of a checkpoint file; ValueError if it is not one.
+
+    ``expected``: the byte size of each array the rebuilt trainer holds, checked against
+    the sizes the archive declares before anything is inflated."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     # Our own file object: np.load leaks its own if the zip directory is unreadable.
@@ -190,9 +218,11 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any
                         f"({type(exc).__name__}: {exc})")
         if not isinstance(npz, np.lib.npyio.NpzFile):
             _fail(path, "is a single .npy array, not an .npz checkpoint archive")
+        _check_sizes(path, npz, expected)
         try:
             with npz:
-                arrays = {k: npz[k] for k in npz.files}
+                names = [_META] if meta_only and _META in npz.files else npz.files
+                arrays = {k: npz[k] for k in names}
         except Exception as exc:
             # zipfile checks each member's CRC-32 as it is read: corruption lands here.
             _fail(path, "is truncated or corrupted, or holds arrays that need pickle "
@@ -215,8 +245,9 @@ def _read(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict[str, Any
 
 
 def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's metadata (config, epoch, progress …) without building anything."""
-    return _read(path)[1]
+    """The checkpoint's metadata (config, epoch, progress …) without building anything:
+    only the metadata member is inflated (after the archive's declared sizes are checked)."""
+    return _read(path, meta_only=True)[1]
 
 
 def _plain(obj: Any) -> Any:
@@ -444,12 +475,14 @@ def load(path: str | os.PathLike, hw: HardwareConfig, model: ModelConfig,
         If the file is truncated, corrupted or not a checkpoint, or does not match the given
         configuration; the message names the file and the problem.
     """
-    arrays, meta = _read(path)
+    meta = read_meta(path)  # the metadata member only: small, and checked to be
     n_in, n_out = _check_config(path, meta, hw, model, cfg)
     _check_progress(path, meta)
     trainer = build_run(hw, model, cfg, n_in, n_out)
     template = {f"net.{k}": np.asarray(v) for k, v in trainer.net.state_dict().items()}
     template.update({f"rule.{k}": np.asarray(v) for k, v in trainer.rule.state_dict().items()})
+    # Optimizer state (opt.*) is not in the template: only the total is bounded for it.
+    arrays, meta = _read(path, {k: v.nbytes for k, v in template.items()})
     _check_arrays(path, arrays, template, trainer)
     try:
         trainer.net.load_state_dict({k[4:]: v for k, v in arrays.items() if k.startswith("net.")})

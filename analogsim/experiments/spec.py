@@ -66,6 +66,10 @@ DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 
 Point = dict[str, Any]
 
+#: Most points one spec may expand to (checked before anything is expanded; a point costs
+#: about 1 KiB in the driver and a row in the store).
+MAX_POINTS = 1_000_000
+
 # --------------------------------------------------------------------------- spec validation
 
 
@@ -215,6 +219,11 @@ class SweepSpec:
                                  "key in at most one of them")
             # Normalise: an explicit sampler seed makes the spec self-describing.
             object.__setattr__(self, "random", {"seed": 0, **self.random})
+        n_points = math.prod(len(v) for v in self.grid.values()) * (
+            self.random["n"] if self.random is not None else 1)
+        if n_points > MAX_POINTS:
+            raise ValueError(f"the spec expands to {n_points} points; allowed: at most "
+                             f"{MAX_POINTS} per spec (split it into several sweeps)")
         if self.select is not None:
             object.__setattr__(self, "select", check_select(self.select, _check_value))
             param = self.select["param"]

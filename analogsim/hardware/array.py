@@ -34,6 +34,7 @@ from ..kernels import (
     pulse_update_expected,
     pulse_update_stochastic,
 )
+from ..resources import check_memory
 from ..seeding import check_seed, derive_rng, derive_seed
 from .config import HardwareConfig
 from .ledger import Ledger
@@ -126,6 +127,8 @@ class CrossbarArray:
                 raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= 1")
         if not isinstance(hw, HardwareConfig):
             raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
+        check_memory(BYTES_PER_CELL * int(n_out) * int(n_in), f"CrossbarArray({n_out}, {n_in})",
+                     "fewer rows or columns")
         self.n_out, self.n_in, self.hw, self.seed = int(n_out), int(n_in), hw, check_seed(seed)
         self.ledger = ledger if ledger is not None else Ledger("array")
         # One counter-based stream per kind of random event (keys for the kernels' generator).
@@ -695,6 +698,11 @@ def _charge_read(arr: CrossbarArray, ledger: Ledger, n_vec: int, n_in: int, n_ou
         mem_bytes=n_vec * (n_in + n_out) * word,
     )
 
+
+#: Peak bytes per cell while an array is built and used: conductance pair, step sizes and
+#: stuck masks (float32/uint8, 18 B), drift exponents (8 B), the weight and read caches
+#: (8 B) and the float64 device-variation draws at construction (≈ 24 B).
+BYTES_PER_CELL = 64
 
 #: Physical range of each restored state array: ``(low, high)`` or a set of allowed values.
 _PHYSICS = {"gp": (0.0, 1.0), "gm": (0.0, 1.0), "alpha_up": (0.0, 1.0),

@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..fields import check_fields, document_fields, param, text_param
+from ..hardware.array import BYTES_PER_CELL
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger
 from ..kernels import blas_single_thread
+from ..resources import check_memory
 from ..seeding import derive_rng, derive_seed
 from .activations import ACTIVATIONS, SURROGATES, THETA_RULES, get_activation
 from .linear import INITS, AnalogLinear, DigitalLinear, _Linear
@@ -201,6 +203,11 @@ def build_network(cfg: ModelConfig, hw: HardwareConfig, *, seed: int,
     ``zero_hidden_init`` overrides ``cfg.init`` for the hidden layers (DFA's zero init).
     """
     ledger = ledger if ledger is not None else Ledger("network")
+    cells = sum(a * b for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True))
+    # A transpose strategy may hold a second copy (twin, shadow) of every array.
+    copies = 2 if transpose in ("twin", "shadow") else 1
+    check_memory(BYTES_PER_CELL * copies * cells, f"network {cfg.name!r} with sizes "
+                 f"{list(cfg.sizes)} ({cells} weights)", "smaller model.sizes")
     layers: list[_Linear] = []
     n = len(cfg.sizes) - 1
     zero = cfg.init == "zero" if zero_hidden_init is None else zero_hidden_init
