@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import math
 import os
 import re
+import sqlite3
 import sys
 import textwrap
 import time
@@ -40,6 +42,8 @@ IDENTITY_FN = "analogsim.experiments.points:identity"
 WIDTH = 100
 #: Exit status of `train` when the run diverged (2 is a usage error).
 EXIT_DIVERGED = 3
+#: Exit status when the disk is full or the store stays locked (nothing written is lost).
+EXIT_IO = 4
 
 
 class UsageError(ValueError):
@@ -632,6 +636,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"analogsim {args.command}: interrupted", file=sys.stderr)
         return 130
+    except (OSError, sqlite3.OperationalError) as e:
+        full = getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or \
+            "disk is full" in str(e)
+        if not full and not ("locked" in str(e) and "allowed:" in str(e)):
+            raise
+        what = ("no space left on the device (or quota exceeded)" if full else str(e))
+        print(f"analogsim {args.command}: error: {what}: {e if full else ''}".rstrip(": ")
+              + "; results and checkpoints already written are intact (every write is one "
+              "transaction or an atomic rename); free space and run the command again to "
+              "resume", file=sys.stderr)
+        return EXIT_IO
 
 
 if __name__ == "__main__":  # pragma: no cover

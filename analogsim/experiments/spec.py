@@ -261,6 +261,10 @@ def loads_spec(text: str, *, source: str = "<string>") -> SweepSpec:
 def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     """Read and validate a sweep spec TOML file.
 
+    Relative paths in ``hardware``, ``model`` and ``data_dir`` values (those ending in
+    ``.toml`` or holding a ``/``; a ``data_dir`` always) are resolved against the spec's own
+    folder, so a spec and the files it names can be moved and run from anywhere.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -276,7 +280,47 @@ def load_spec(path: str | os.PathLike[str]) -> SweepSpec:
     if not os.path.isfile(path):
         raise ValueError(f"path = {str(path)!r} is invalid; allowed: an existing TOML file")
     text = read_text_file(path, "sweep spec")
-    return loads_spec(text, source=str(path))
+    data = loads_toml(text, source=str(path))
+    if isinstance(data, dict):
+        _anchor_paths(data, path.resolve().parent)
+    return spec_from_dict(data, source=str(path))
+
+
+#: Keys whose relative paths name files beside the spec (not in the working directory).
+PATH_KEYS = ("hardware", "model", "data_dir")
+
+
+def _anchored(key: str, value: Any, base: Path) -> Any:
+    if not isinstance(value, str) or os.path.isabs(value) or not value:
+        return value
+    if key == "data_dir" or value.endswith(".toml") or "/" in value or os.sep in value:
+        return str(base / value)
+    return value  # a preset name
+
+
+def _anchor_values(key: str, value: Any, base: Path) -> Any:
+    """``value`` of ``key`` (plain or a bundle ``"a+b"``) with its paths made absolute."""
+    parts = key.split("+")
+    if len(parts) == 1:
+        return _anchored(key, value, base)
+    if isinstance(value, list) and len(value) == len(parts):
+        return [_anchored(k, v, base) for k, v in zip(parts, value, strict=True)]
+    return value
+
+
+def _anchor_paths(data: dict[str, Any], base: Path) -> None:
+    """Resolve relative file paths of ``[base]`` and ``[grid]`` against the spec's folder."""
+    def wanted(key: Any) -> bool:
+        return isinstance(key, str) and any(k in PATH_KEYS for k in key.split("+"))
+
+    if isinstance(data.get("base"), dict):
+        for key in [k for k in data["base"] if wanted(k)]:
+            data["base"][key] = _anchor_values(key, data["base"][key], base)
+    if isinstance(data.get("grid"), dict):
+        for key in [k for k in data["grid"] if wanted(k)]:
+            values = data["grid"][key]
+            if isinstance(values, list):
+                data["grid"][key] = [_anchor_values(key, v, base) for v in values]
 
 
 # --------------------------------------------------------------------------- expansion

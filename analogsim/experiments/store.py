@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import sqlite3
+import sys
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -169,6 +170,9 @@ def owner_alive(owner: str) -> bool:
 
 _ADD_MEMBER = "INSERT OR IGNORE INTO members (sweep, point_id, point_json) VALUES (?, ?, ?)"
 
+#: Seconds of waiting for the write lock before the store says on stderr that it waits.
+_NOTICE_S = 2.0
+
 #: Statuses of a finished run (kept on resume).
 FINISHED = ("done", "diverged")
 
@@ -246,7 +250,9 @@ class ResultsStore:
                              "a SQLite results file, or a new file name") from None
 
     def _setup(self, timeout: float) -> None:
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        self._timeout = timeout
+        # Short waits inside SQLite, the long wait in _transaction: it can say what it waits for.
+        self._conn.execute(f"PRAGMA busy_timeout = {int(min(timeout, _NOTICE_S) * 1000)}")
         self._enable_wal(timeout)
         self._conn.execute("PRAGMA synchronous = NORMAL")
         with self._transaction() as cur:
@@ -308,13 +314,36 @@ class ResultsStore:
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         """One write transaction: committed on success, rolled back on any error."""
         cur = self._conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
+        self._begin(cur)
         try:
             yield cur
         except BaseException:
             cur.execute("ROLLBACK")
             raise
         cur.execute("COMMIT")
+
+    def _begin(self, cur: sqlite3.Cursor) -> None:
+        """``BEGIN IMMEDIATE``; while another process holds the write lock, say so once on
+        stderr and keep waiting up to ``timeout`` seconds, then raise a clear error."""
+        deadline = time.monotonic() + getattr(self, "_timeout", 60.0)
+        told = False
+        while True:
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                if not told:
+                    print(f"waiting for results store {self.path!r}: another process holds "
+                          "its write lock", file=sys.stderr, flush=True)
+                    told = True
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError(
+                        f"results store {self.path!r} is locked by another process (a sweep "
+                        f"writing it, or a program holding a transaction open) for more than "
+                        f"{getattr(self, '_timeout', 60.0):g} s; allowed: wait for it or stop "
+                        "it, then run again") from None
 
     def close(self) -> None:
         """Close the connection (idempotent)."""

@@ -114,3 +114,22 @@ def test_report_on_an_empty_store_is_an_error(tmp_path, capsys) -> None:
         pass
     assert cli.main(["report", str(tmp_path / "s.sqlite")]) == 2
     assert "holds no results yet" in capsys.readouterr().err
+
+
+def test_a_full_disk_is_a_clear_error_that_keeps_what_was_written(tmp_path, monkeypatch,
+                                                                   capsys) -> None:
+    import errno
+
+    from analogsim.experiments import checkpoint
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    save = tmp_path / "c.npz"
+    assert cli.main(["train", "--epochs", "1", "--save", str(save)]) == 0
+    before = save.read_bytes()
+    monkeypatch.setattr(checkpoint, "atomic_write", full)
+    assert cli.main(["train", "--epochs", "2", "--save", str(save), "--resume"]) == cli.EXIT_IO
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "already written are intact" in err
+    assert save.read_bytes() == before

@@ -28,7 +28,7 @@ def store(tmp_path: Path):
 def test_creates_schema_with_wal_and_busy_timeout(store: ResultsStore) -> None:
     conn = store._conn
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 60_000
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 2_000  # then _begin waits
     columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
     for name in ("point_id", "sweep", "status", "point_json", "config_json", "metrics_json",
                  "ledger_json", "summary_json", "error", "wall_time", "versions_json", "seed",
@@ -182,3 +182,24 @@ def test_two_processes_writing_concurrently_lose_nothing(tmp_path: Path) -> None
     for prefix in ("a", "b"):
         mine = sorted((r for r in rows if r["sweep"] == prefix), key=lambda r: r["point_id"])
         assert [r["summary"]["i"] for r in mine] == list(range(50))
+
+
+def test_a_held_lock_is_announced_then_a_clear_error(tmp_path, capsys) -> None:
+    import sqlite3 as sq
+
+    path = tmp_path / "s.sqlite"
+    with ResultsStore(path):
+        pass
+    holder = sq.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process's open write transaction
+    try:
+        with ResultsStore(path, timeout=0.5) as st, pytest.raises(
+                sq.OperationalError, match="is locked by another process .* for more than "
+                                           "0.5 s; allowed: wait for it or stop it"):
+            st.mark_running("a" * 16, sweep="s", point={})
+    except sq.OperationalError as exc:  # opening itself may be what waits
+        assert "locked by another process" in str(exc)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "another process holds its write lock" in capsys.readouterr().err

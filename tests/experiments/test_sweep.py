@@ -372,3 +372,20 @@ def test_a_spec_that_is_a_fifo_or_a_device_is_refused_unread(tmp_path: Path) -> 
     for path in (fifo, link):
         with pytest.raises(ValueError, match="allowed: an existing TOML file"):
             load_spec(path)  # would block (FIFO) or never end (/dev/zero) if it were read
+
+
+def test_relative_paths_in_a_spec_resolve_against_its_folder(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    folder = tmp_path / "study"
+    folder.mkdir()
+    (folder / "hw.toml").write_text('base = "pcm"\n')
+    (folder / "spec.toml").write_text(
+        'name = "rel"\n[base]\nhardware = "hw.toml"\ndata_dir = "data"\n'
+        '[grid]\n"model+rule" = [["nets/m.toml", "dfa"], ["digits-small", "bp"]]\n'
+        'seed = [0]\n')
+    monkeypatch.chdir(tmp_path)  # elsewhere: the spec's folder counts, not the cwd
+    spec = load_spec(folder / "spec.toml")
+    assert spec.base["hardware"] == str(folder / "hw.toml")
+    assert spec.base["data_dir"] == str(folder / "data")
+    assert spec.grid["model+rule"] == [[str(folder / "nets" / "m.toml"), "dfa"],
+                                       ["digits-small", "bp"]]
