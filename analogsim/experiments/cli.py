@@ -394,6 +394,8 @@ def _check_points(spec) -> int:
     points = expand(spec)
     if spec.select is not None:  # each point with each candidate, and the trial overrides
         points = points + trial_points(points, spec.select, point_id)
+    if len(points) > 5000:  # ~1 ms each: say why nothing else shows for a while
+        print(f"{spec.name}: checking {len(points)} points ...", file=sys.stderr, flush=True)
     for p in points:
         try:
             resolve_point(p)
