@@ -63,14 +63,20 @@ def _check_name(param: str, path: Path) -> None:
                          f"{len(os.fsencode(path.name))} bytes; allowed: at most {NAME_MAX}")
 
 
+def _named(path: str | os.PathLike[str] | None, param: str, allowed: str) -> tuple[str, Path]:
+    """``(text, Path)`` of a non-empty path whose last name the filesystem can hold."""
+    text = os.fspath(path) if path is not None else ""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"{param} = {text!r} is invalid; allowed: {allowed}")
+    p = Path(text)
+    _check_name(param, p)
+    return text, p
+
+
 def check_output_file(path: str | os.PathLike[str], param: str) -> Path:
     """``path`` as a Path if it is a regular file or a new name in a writable directory
     (missing parent directories are created later by the writer); else ``ValueError``."""
-    text = os.fspath(path) if path is not None else ""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{param} = {text!r} is invalid; allowed: a file path")
-    p = Path(text)
-    _check_name(param, p)
+    text, p = _named(path, param, "a file path")
     if os.path.lexists(p):
         mode = os.lstat(p).st_mode
         if not stat.S_ISREG(mode):
@@ -84,11 +90,7 @@ def check_output_file(path: str | os.PathLike[str], param: str) -> Path:
 
 def check_output_dir(path: str | os.PathLike[str], param: str) -> Path:
     """``path`` as a Path if it is a writable directory or can be created as one."""
-    text = os.fspath(path) if path is not None else ""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{param} = {text!r} is invalid; allowed: a directory path")
-    p = Path(text)
-    _check_name(param, p)
+    text, p = _named(path, param, "a directory path")
     if os.path.lexists(p):
         mode = os.lstat(p).st_mode
         if stat.S_ISLNK(mode) and p.is_dir():
