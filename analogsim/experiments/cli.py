@@ -392,8 +392,9 @@ def _check_points(spec) -> int:
     from .sweep import expand, point_id
 
     points = expand(spec)
-    if spec.select is not None:  # each point with each candidate, and the trial overrides
-        points = points + trial_points(points, spec.select, point_id)
+    tuning = spec.tuning()
+    if tuning is not None:  # each point with each candidate, and the trial overrides
+        points = points + trial_points(points, tuning[1], tuning[2], point_id)
     if len(points) > 5000:  # ~1 ms each: say why nothing else shows for a while
         print(f"{spec.name}: checking {len(points)} points ...", file=sys.stderr, flush=True)
     for p in points:

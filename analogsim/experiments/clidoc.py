@@ -156,7 +156,10 @@ def _sweep_section() -> list[str]:
         "combination. `[select]` chooses one parameter per setting (e.g. `lr` from "
         "`values`) by a validation metric of short trial runs (`trial.<key>` overrides, "
         "stored as the sweep `<name>:select`), then runs every point with its choice; see "
-        "`analogsim/experiments/select.py`. Keys are the run parameters above; "
+        "`analogsim/experiments/select.py`. `[search]` does the same for `n` candidates "
+        "sampled (`method` = `random`, `sobol` or `lhs`, seeded) from distributions of "
+        "several parameters at once, e.g. `lr = { loguniform = [0.005, 0.2] }`. "
+        "Keys are the run parameters above; "
         "hardware fields must be written "
         '`"hw.<section>.<field>"` (quoted). A point id is a hash of the point, so re-running '
         "a spec resumes it; see `analogsim/experiments/sweep.py` for the details.", "",

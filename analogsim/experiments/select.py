@@ -1,4 +1,5 @@
-"""Selection of one parameter per setting on trial runs, before the final runs of a sweep.
+"""Tuning per setting on trial runs, before the final runs of a sweep: ``[select]`` and
+``[search]``.
 
 A sweep spec may hold a ``[select]`` table::
 
@@ -24,6 +25,19 @@ The protocol, the same for every setting of the sweep:
 3. **Finals.** Each final point runs with ``param`` set to its chosen value, under the sweep's
    own name; the choice is visible in the point (and so in the report's setting label).
 
+``[search]`` is the same protocol with ``n`` *candidates* — dicts of several parameters —
+sampled once (the same for every setting) from distributions as in ``[random]``, by
+``method = "random"``, ``"sobol"`` or ``"lhs"`` with a ``seed``; see
+:func:`analogsim.experiments.spec.search_candidates`::
+
+    [search]
+    n = 8
+    method = "sobol"
+    metric = "val_accuracy"
+    "trial.epochs" = 2
+    lr = { loguniform = [0.005, 0.2] }
+    lr_aux = { loguniform = [0.001, 0.1] }
+
 Selecting on the validation split and reporting the test split keeps the test data out of
 every decision. The module holds pure functions; :func:`analogsim.experiments.sweep.run_sweep`
 runs the two phases.
@@ -37,7 +51,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["SELECT_KEYS", "SUFFIX", "check_select", "trial_points", "choose", "final_points"]
+__all__ = ["SELECT_KEYS", "SUFFIX", "check_select", "check_scoring", "trial_points", "choose",
+           "final_points"]
 
 #: Keys a ``[select]`` table may hold besides ``trial.<param>`` overrides.
 SELECT_KEYS = ("param", "values", "metric", "goal")
@@ -68,7 +83,7 @@ def check_select(table: Any, check_value: Callable[[str, Any], None]) -> dict[st
         if key not in table:
             raise ValueError(f"[select] has no {key!r}; allowed: param = \"lr\", "
                              "values = [0.02, 0.05, 0.1], metric = \"val_accuracy\"")
-    param, values, metric = table["param"], table["values"], table["metric"]
+    param, values = table["param"], table["values"]
     if not isinstance(param, str) or not param or param == "seed" or param.startswith(_TRIAL):
         raise _fail("param", param, "a run parameter name other than 'seed'")
     if not isinstance(values, list) or len(values) < 2:
@@ -78,18 +93,28 @@ def check_select(table: Any, check_value: Callable[[str, Any], None]) -> dict[st
         raise _fail("values", values, "distinct candidates")
     for v in values:
         check_value(f"[select] values of {param!r}", v)
+    return check_scoring("[select]", table, [param], check_value)
+
+
+def check_scoring(section: str, table: dict[str, Any], searched: list[str],
+                  check_value: Callable[[str, Any], None]) -> dict[str, Any]:
+    """Check what ``[select]`` and ``[search]`` share: ``metric``, ``goal`` and the
+    ``trial.*`` overrides (which may not touch a ``searched`` key); fill ``goal``."""
+    metric = table.get("metric")
     if not isinstance(metric, str) or not metric or any(w in metric for w in _TEST_WORDS):
-        raise _fail("metric", metric, "the name of a summary metric that is not measured on "
-                    "the test split, e.g. 'val_accuracy' or 'val_loss'")
+        raise ValueError(f"{section} metric = {metric!r} is invalid; allowed: the name of a "
+                         "summary metric that is not measured on the test split, e.g. "
+                         "'val_accuracy' or 'val_loss'")
     goal = table.get("goal", "max")
     if goal not in ("max", "min"):
-        raise _fail("goal", goal, "'max' or 'min'")
+        raise ValueError(f"{section} goal = {goal!r} is invalid; allowed: 'max' or 'min'")
     for key, v in table.items():
         if key.startswith(_TRIAL):
-            if key[len(_TRIAL):] == param:
-                raise ValueError(f"[select] {key} overrides the selected parameter; allowed: "
-                                 f"other parameters (the trials take {param!r} from values)")
-            check_value(f"[select] {key}", v)
+            if key[len(_TRIAL):] in searched:
+                raise ValueError(f"{section} {key} overrides the selected parameter; allowed: "
+                                 f"other parameters (the trials take {key[len(_TRIAL):]!r} "
+                                 "from the candidates)")
+            check_value(f"{section} {key}", v)
     return {**table, "goal": goal}
 
 
@@ -97,18 +122,21 @@ def _overrides(select: Mapping[str, Any]) -> dict[str, Any]:
     return {k[len(_TRIAL):]: v for k, v in select.items() if k.startswith(_TRIAL)}
 
 
-def _trial(point: Mapping[str, Any], select: Mapping[str, Any], value: Any) -> Point:
-    return copy.deepcopy({**point, **_overrides(select), select["param"]: value})
+def _trial(point: Mapping[str, Any], table: Mapping[str, Any], cand: Mapping[str, Any]
+           ) -> Point:
+    return copy.deepcopy({**point, **_overrides(table), **cand})
 
 
-def trial_points(points: Sequence[Point], select: Mapping[str, Any],
+def trial_points(points: Sequence[Point], table: Mapping[str, Any],
+                 cands: Sequence[Mapping[str, Any]],
                  point_id: Callable[[Mapping[str, Any]], str]) -> list[Point]:
-    """The distinct trial points of ``points`` in order (point by point, candidate by candidate)."""
+    """The distinct trial points of ``points`` in order (point by point, candidate by
+    candidate)."""
     out: list[Point] = []
     seen: set[str] = set()
     for point in points:
-        for value in select["values"]:
-            trial = _trial(point, select, value)
+        for cand in cands:
+            trial = _trial(point, table, cand)
             pid = point_id(trial)
             if pid not in seen:
                 seen.add(pid)
@@ -124,35 +152,35 @@ def _score(summary: Any, metric: str, goal: str) -> float:
     return float(value) if goal == "max" else -float(value)
 
 
-def choose(point: Mapping[str, Any], select: Mapping[str, Any],
-           summaries: Mapping[str, Mapping[str, Any]],
-           point_id: Callable[[Mapping[str, Any]], str]) -> Any | None:
+def choose(point: Mapping[str, Any], table: Mapping[str, Any],
+           cands: Sequence[Mapping[str, Any]], summaries: Mapping[str, Mapping[str, Any]],
+           point_id: Callable[[Mapping[str, Any]], str]) -> dict[str, Any] | None:
     """The chosen candidate for ``point`` from its finished trials (``summaries`` by trial
     id); ``None`` when none of them finished."""
     best, best_score = None, -math.inf
-    found = False
-    for value in select["values"]:
-        pid = point_id(_trial(point, select, value))
+    for cand in cands:
+        pid = point_id(_trial(point, table, cand))
         if pid not in summaries:
             continue
-        score = _score(summaries[pid], select["metric"], select["goal"])
-        if not found or score > best_score:
-            best, best_score, found = value, score, True
-    return best if found else None
+        score = _score(summaries[pid], table["metric"], table["goal"])
+        if best is None or score > best_score:
+            best, best_score = dict(cand), score
+    return best
 
 
-def final_points(points: Sequence[Point], select: Mapping[str, Any],
+def final_points(points: Sequence[Point], table: Mapping[str, Any],
+                 cands: Sequence[Mapping[str, Any]],
                  summaries: Mapping[str, Mapping[str, Any]],
                  point_id: Callable[[Mapping[str, Any]], str]
                  ) -> tuple[list[Point], list[Point]]:
-    """``(finals, unresolved)``: each point with its chosen value, and the points whose trials
-    all failed or are missing."""
+    """``(finals, unresolved)``: each point with its chosen candidate, and the points whose
+    trials all failed or are missing."""
     finals: list[Point] = []
     unresolved: list[Point] = []
     for point in points:
-        value = choose(point, select, summaries, point_id)
-        if value is None:
+        cand = choose(point, table, cands, summaries, point_id)
+        if cand is None:
             unresolved.append(dict(point))
         else:
-            finals.append(copy.deepcopy({**point, select["param"]: value}))
+            finals.append(copy.deepcopy({**point, **cand}))
     return finals, unresolved

@@ -54,14 +54,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from analogsim.experiments.select import check_select
+from analogsim.experiments.select import check_scoring, check_select
 from analogsim.fields import loads_toml, read_text_file, unknown_key
 
-__all__ = ["TOP_LEVEL", "DISTRIBUTIONS", "SweepSpec", "load_spec", "loads_spec",
-           "spec_from_dict", "expand", "point_id"]
+__all__ = ["TOP_LEVEL", "DISTRIBUTIONS", "SEARCH_METHODS", "SweepSpec", "load_spec",
+           "loads_spec", "spec_from_dict", "expand", "point_id", "search_candidates"]
 
 #: Top-level keys of a spec, and the distributions ``[random]`` draws from.
-TOP_LEVEL = ("name", "description", "base", "grid", "random", "select")
+TOP_LEVEL = ("name", "description", "base", "grid", "random", "select", "search")
+#: Sampling methods of ``[search]``.
+SEARCH_METHODS = ("random", "sobol", "lhs")
+#: Keys of ``[search]`` that are not searched parameters.
+SEARCH_KEYS = ("n", "method", "seed", "metric", "goal")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 
 Point = dict[str, Any]
@@ -142,8 +146,8 @@ def _check_bounds(where: str, kind: str, args: Any) -> None:
         raise ValueError(f"{where} {kind} = {args!r} is invalid; allowed: {allowed}")
 
 
-def _check_distribution(key: str, dist: Any) -> None:
-    where = f"[random] {key!r}"
+def _check_distribution(key: str, dist: Any, section: str = "[random]") -> None:
+    where = f"{section} {key!r}"
     if not isinstance(dist, dict) or len(dist) != 1:
         raise ValueError(f"{where} = {dist!r} is invalid; allowed: a table with exactly one of "
                          + ", ".join(DISTRIBUTIONS) + ", e.g. { uniform = [0.01, 0.1] }")
@@ -194,6 +198,11 @@ class SweepSpec:
     select : dict or None
         ``{"param": str, "values": list, "metric": str, "goal": "max"|"min",
         "trial.<key>": value, ...}`` (:mod:`analogsim.experiments.select`).
+    search : dict or None
+        ``{"n": int, "method": "random"|"sobol"|"lhs", "seed": int, "metric": str,
+        "goal": ..., "trial.<key>": value, key: {distribution: args}, ...}``: like
+        ``[select]``, with ``n`` candidates sampled from the distributions (the same
+        candidates for every setting).
     """
 
     name: str
@@ -202,6 +211,7 @@ class SweepSpec:
     grid: dict[str, list[Any]] = field(default_factory=dict)
     random: dict[str, Any] | None = None
     select: dict[str, Any] | None = None
+    search: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -224,12 +234,30 @@ class SweepSpec:
         if n_points > MAX_POINTS:
             raise ValueError(f"the spec expands to {n_points} points; allowed: at most "
                              f"{MAX_POINTS} per spec (split it into several sweeps)")
+        if self.select is not None and self.search is not None:
+            raise ValueError("[select] and [search] are both given; allowed: one of them")
         if self.select is not None:
             object.__setattr__(self, "select", check_select(self.select, _check_value))
-            param = self.select["param"]
-            if param in self.grid or (self.random is not None and param in self.random):
-                raise ValueError(f"[select] param = {param!r} is also in [grid] or [random]; "
-                                 "allowed: a parameter that only [select] varies")
+            self._check_tuned("[select]", [self.select["param"]])
+        if self.search is not None:
+            object.__setattr__(self, "search", _check_search(self.search))
+            self._check_tuned("[search]", _searched(self.search))
+
+    def _check_tuned(self, section: str, keys: list[str]) -> None:
+        for key in keys:
+            if key == "seed" or key in self.grid or (self.random is not None
+                                                     and key in self.random):
+                raise ValueError(f"{section} {key!r} is also in [grid] or [random] (or is the "
+                                 f"seed); allowed: a parameter that only {section} varies")
+
+    def tuning(self) -> tuple[str, dict[str, Any], list[Point]] | None:
+        """``(section, table, candidates)`` of ``[select]`` or ``[search]``, else None."""
+        if self.select is not None:
+            return "[select]", self.select, [{self.select["param"]: v}
+                                             for v in self.select["values"]]
+        if self.search is not None:
+            return "[search]", self.search, search_candidates(self.search)
+        return None
 
 
 def spec_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> SweepSpec:
@@ -359,6 +387,63 @@ def _random_samples(table: dict[str, Any]) -> list[Point]:
     rng = random.Random(table["seed"])
     keys = sorted(k for k in table if k not in ("n", "seed"))
     return [{key: _draw(table[key], rng.random()) for key in keys} for _ in range(table["n"])]
+
+
+def _searched(table: dict[str, Any]) -> list[str]:
+    return sorted(k for k in table if k not in SEARCH_KEYS and not k.startswith("trial."))
+
+
+def _check_search(table: Any) -> dict[str, Any]:
+    """Validate ``[search]``; return it with ``method``, ``seed`` and ``goal`` filled in."""
+    table = _check_table("[search]", table)
+    if "n" not in table:
+        raise ValueError("[search] has no 'n'; allowed: n = <candidates per setting, >= 2>")
+    _check_int("[search] n", table["n"], 2)
+    _check_int("[search] seed", table.get("seed", 0), 0)
+    method = table.get("method", "random")
+    if method not in SEARCH_METHODS:
+        raise unknown_key("[search]", method, SEARCH_METHODS, what="method")
+    keys = _searched(table)
+    if not keys:
+        raise ValueError("[search] has no parameters to search; allowed: keys such as "
+                         "lr = { loguniform = [0.005, 0.2] }")
+    for key in keys:
+        _check_distribution(key, table[key], "[search]")
+    table = check_scoring("[search]", table, keys, _check_value)
+    return {**table, "method": method, "seed": table.get("seed", 0)}
+
+
+def search_candidates(table: dict[str, Any]) -> list[Point]:
+    """The ``n`` candidates of a ``[search]`` table, in draw order (duplicates kept once).
+
+    ``random``: ``random.Random(seed)`` as ``[random]`` (stable across Python versions);
+    ``sobol``: a scrambled Sobol sequence (``scipy.stats.qmc``, first ``n`` of the next power
+    of two), ``lhs``: a Latin hypercube — both spread the candidates more evenly than
+    independent draws, which matters at the small budgets a search can afford.
+    """
+    keys = _searched(table)
+    n, seed, method = table["n"], table["seed"], table["method"]
+    if method == "random":
+        rng = random.Random(seed)
+        units = [[rng.random() for _ in keys] for _ in range(n)]
+    else:
+        from scipy.stats import qmc
+
+        if method == "sobol":
+            m = max(1, math.ceil(math.log2(n)))
+            units = qmc.Sobol(len(keys), scramble=True, seed=seed).random_base2(m)[:n].tolist()
+        else:
+            units = qmc.LatinHypercube(len(keys), seed=seed).random(n).tolist()
+    out: list[Point] = []
+    seen: set[str] = set()
+    for u in units:
+        cand = {k: _draw(table[k], min(x, math.nextafter(1.0, 0.0))) for k, x in zip(
+            keys, u, strict=True)}
+        text = json.dumps(cand, sort_keys=True)
+        if text not in seen:
+            seen.add(text)
+            out.append(cand)
+    return out
 
 
 def _grid_combinations(grid: dict[str, list[Any]]) -> list[Point]:

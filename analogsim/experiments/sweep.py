@@ -525,21 +525,22 @@ def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.Pat
     totals = [0, 0, 0]  # points, skipped, done
     failed: list[str] = []
     unresolved: list[Point] = []
+    tuning = spec.tuning()
     with ResultsStore(store_path) as store:
-        if spec.select is not None:
-            trials = _select.trial_points(points, spec.select, ident)
+        if tuning is not None:
+            section, table, cands = tuning
+            trials = _select.trial_points(points, table, cands, ident)
             trial_name = spec.name + _select.SUFFIX
             _add(totals, failed, phase(store, trial_name, trials))
             summaries = {row["point_id"]: row["summary"] for row in store.rows(trial_name)
                          if row["status"] in ("done", "diverged")}
-            points, unresolved = _select.final_points(points, spec.select, summaries, ident)
+            points, unresolved = _select.final_points(points, table, cands, summaries, ident)
             warmup = None
         _add(totals, failed, phase(store, spec.name, points))
         for point in unresolved:  # no trial finished: nothing to choose from
             pid = ident(point)
-            store.record_failed(pid, f"[select]: none of the trials of {spec.select['param']} "
-                                f"= {spec.select['values']} finished", sweep=spec.name,
-                                point=point)
+            store.record_failed(pid, f"{section}: none of the {len(cands)} trials of this "
+                                "setting finished", sweep=spec.name, point=point)
             totals[0] += 1
             failed.append(pid)
     return SweepReport(name=spec.name, store_path=str(store_path), total=totals[0],

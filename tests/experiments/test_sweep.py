@@ -85,7 +85,7 @@ def test_random_seed_defaults_to_zero() -> None:
 
 @pytest.mark.parametrize(("text", "match"), [
     ('name = "x"\nepochs = 3', r"^bad\.toml: top-level key 'epochs' is unknown; allowed: name, "
-                              r"description, base, grid, random, select$"),
+                              r"description, base, grid, random, select, search$"),
     ('name = "x"\n[sweep]\na = 1', r"top-level key 'sweep' is unknown; allowed: name"),
     ('name = "x"\n[grids]\na = [1]', r"top-level key 'grids' is unknown \(did you mean 'grid'"),
     ("[grid]\nseed = [0]", "'name' is missing"),
