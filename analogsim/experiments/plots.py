@@ -185,6 +185,29 @@ def plot_accuracy_vs_param(series: Sequence[dict[str, Any]], xlabel: str, path: 
     return _save(fig, path)
 
 
+def plot_score_scatter(points: Sequence[dict[str, Any]], xlabel: str, path: str | Path, *,
+                       title: str | None = None, ylabel: str = "validation accuracy (trials)"
+                       ) -> Path:
+    """A tuning search's trials: score against one searched parameter, a dot per trial.
+
+    ``points``: dicts with ``rule``, ``x`` (the parameter's value) and ``y`` (the score);
+    the x axis is logarithmic when the values are positive and span more than 10×.
+    """
+    fig, ax = _new(title, (7.6, 4.2))
+    for rule in dict.fromkeys(p["rule"] for p in points):
+        pts = [(p["x"], p["y"]) for p in points if p["rule"] == rule]
+        ax.scatter([x for x, _ in pts], [y for _, y in pts], s=16, label=rule,
+                   color=rule_color(rule))
+    xs = [p["x"] for p in points]
+    if xs and min(xs) > 0 and max(xs) > 10 * min(xs):
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _save(fig, path)
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats (lower energy *and* higher accuracy),
     ordered by energy."""
@@ -348,6 +371,7 @@ def plot_ledger_breakdown(bars: Sequence[dict[str, Any]], path: str | Path, *,
     for tick, b in zip(ax.get_xticklabels(), bars, strict=True):
         tick.set_color(rule_color(b["rule"]))
     ax.set_ylabel("training energy per sample (pJ)")
-    ax.legend(fontsize=8, title="operation kind", title_fontsize=8, loc="upper left",
-              bbox_to_anchor=(1.01, 1.0))
+    if kinds:  # runs without a cost breakdown (another run function) draw empty bars
+        ax.legend(fontsize=8, title="operation kind", title_fontsize=8, loc="upper left",
+                  bbox_to_anchor=(1.01, 1.0))
     return _save(fig, path)

@@ -24,6 +24,7 @@ from . import plots
 from .paths import check_output_dir
 from .points import expand_bundles
 from .runner import TrainConfig
+from .select import SUFFIX as TRIALS_SUFFIX
 from .store import ResultsStore, check_store_file
 
 __all__ = ["METRICS", "Group", "SweepSummary", "summarise", "load_summaries", "format_table",
@@ -381,6 +382,12 @@ def write_plots(summary: SweepSummary, out_dir: str | Path, prefix: str | None =
     groups = summary.groups
     if not groups:
         return made
+    if summary.name.endswith(TRIALS_SUFFIX):  # a tuning search: each trial's score
+        for key in _numeric_keys(summary):
+            made[f"validation score vs {key}"] = plots.plot_score_scatter(
+                [{"rule": g.rule, "x": dict(g.key)[key], "y": y} for g in groups
+                 for y in g.values("val_accuracy")], PARAM_LABELS.get(key, key),
+                out / f"{prefix}-validation-vs-{_slug(key)}.png", title=summary.name)
     for key in _numeric_keys(summary):  # accuracy against each swept number, per series
         made[f"accuracy vs {key}"] = plots.plot_accuracy_vs_param(
             _param_series(summary, key), PARAM_LABELS.get(key, key),

@@ -166,3 +166,17 @@ def test_select_and_search_exclude_each_other_and_the_grid() -> None:
         SweepSpec(name="x", select=SELECT, search=SEARCH)
     with pytest.raises(ValueError, match=r"\[search\] 'lr' is also in \[grid\]"):
         SweepSpec(name="x", grid={"lr": [0.1]}, search=SEARCH)
+
+
+def test_report_plots_each_trial_score_against_each_searched_parameter(tmp_path) -> None:
+    from analogsim.experiments.report import write_report
+
+    spec = SweepSpec(name="srch", base={"epochs": 5}, grid={"rule": ["a", "b"]},
+                     search={**SEARCH, "n": 4})
+    run_sweep(spec, tmp_path / "r.sqlite", run_fn="sweep_dummy:peaked", executor="serial",
+              progress=False)
+    written = write_report(tmp_path / "r.sqlite", tmp_path / "out", formats=["md"])
+    names = {p.name for p in written}
+    assert "srch-select-validation-vs-lr.png" in names
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "srch:select" in text and "validation score vs lr" in text
