@@ -447,3 +447,17 @@ def test_data_dir_is_refused_for_data_sets_that_take_none() -> None:
                                          r"'digits'; allowed: no data_dir, or one of the "
                                          r"data sets mnist, fashion$"):
         load_dataset("digits", data_dir="/tmp")
+
+
+def test_a_gzip_bomb_stops_at_the_bound(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(data_module, "IDX_MAX_BYTES", 1000)
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    bomb.write_bytes(gzip.compress(bytes(5000)))
+    with pytest.raises(ValueError, match="inflates to more than 1000 bytes"):
+        data_module.read_idx(bomb, "images")
+    fifo = tmp_path / "labels"
+    import os
+
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        data_module.read_idx(fifo, "labels")
