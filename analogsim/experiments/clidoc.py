@@ -158,7 +158,9 @@ def _sweep_section() -> list[str]:
         "stored as the sweep `<name>:select`), then runs every point with its choice; see "
         "`analogsim/experiments/select.py`. `[search]` does the same for `n` candidates "
         "sampled (`method` = `random`, `sobol` or `lhs`, seeded) from distributions of "
-        "several parameters at once, e.g. `lr = { loguniform = [0.005, 0.2] }`. "
+        "several parameters at once, e.g. `lr = { loguniform = [0.005, 0.2] }`; "
+        "`\"halving.epochs\" = [1, 3]` (with `halving.keep`, default 0.5) runs the trials "
+        "as successive halving. "
         "Keys are the run parameters above; "
         "hardware fields must be written "
         '`"hw.<section>.<field>"` (quoted). A point id is a hash of the point, so re-running '

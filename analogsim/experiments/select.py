@@ -38,6 +38,12 @@ sampled once (the same for every setting) from distributions as in ``[random]``,
     lr = { loguniform = [0.005, 0.2] }
     lr_aux = { loguniform = [0.001, 0.1] }
 
+**Successive halving** (either table): ``"halving.epochs" = [1, 3]`` runs every candidate
+for 1 epoch, keeps the best ``halving.keep`` (default 0.5, rounded up, at least one) of each
+setting, runs those for 3 epochs (a fresh trial from the start: every point is a whole run,
+so trials stay independent and resumable), and so on; the choice is made at the last rung.
+Hopeless candidates cost one short run instead of the whole trial budget.
+
 Selecting on the validation split and reporting the test split keeps the test data out of
 every decision. The module holds pure functions; :func:`analogsim.experiments.sweep.run_sweep`
 runs the two phases.
@@ -51,11 +57,11 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["SELECT_KEYS", "SUFFIX", "check_select", "check_scoring", "trial_points", "choose",
-           "final_points"]
+__all__ = ["SELECT_KEYS", "SUFFIX", "check_select", "check_scoring", "check_halving",
+           "trial_points", "choose", "final_points", "rungs", "survivors"]
 
 #: Keys a ``[select]`` table may hold besides ``trial.<param>`` overrides.
-SELECT_KEYS = ("param", "values", "metric", "goal")
+SELECT_KEYS = ("param", "values", "metric", "goal", "halving.epochs", "halving.keep")
 #: Appended to the sweep name for the trial rows.
 SUFFIX = ":select"
 _TRIAL = "trial."
@@ -108,6 +114,7 @@ def check_scoring(section: str, table: dict[str, Any], searched: list[str],
     goal = table.get("goal", "max")
     if goal not in ("max", "min"):
         raise ValueError(f"{section} goal = {goal!r} is invalid; allowed: 'max' or 'min'")
+    check_halving(section, table)
     for key, v in table.items():
         if key.startswith(_TRIAL):
             if key[len(_TRIAL):] in searched:
@@ -116,6 +123,53 @@ def check_scoring(section: str, table: dict[str, Any], searched: list[str],
                                  "from the candidates)")
             check_value(f"{section} {key}", v)
     return {**table, "goal": goal}
+
+
+def check_halving(section: str, table: dict[str, Any]) -> None:
+    """``halving.epochs`` (increasing trial budgets, at least two) and ``halving.keep`` (the
+    fraction of a setting's candidates that go on to the next rung, in (0, 1))."""
+    epochs, keep = table.get("halving.epochs"), table.get("halving.keep", 0.5)
+    if epochs is None:
+        if "halving.keep" in table:
+            raise ValueError(f"{section} halving.keep needs halving.epochs; allowed: e.g. "
+                             '"halving.epochs" = [1, 3]')
+        return
+    ok = isinstance(epochs, list) and len(epochs) >= 2 and all(
+        isinstance(e, int) and not isinstance(e, bool) and e >= 1 for e in epochs) and all(
+        a < b for a, b in zip(epochs, epochs[1:], strict=False))
+    if not ok:
+        raise ValueError(f"{section} halving.epochs = {epochs!r} is invalid; allowed: at least "
+                         "two increasing epoch counts, e.g. [1, 3]")
+    if "trial.epochs" in table:
+        raise ValueError(f"{section} trial.epochs and halving.epochs are both given; allowed: "
+                         "one of them (the rungs set the trials' epochs)")
+    if isinstance(keep, bool) or not isinstance(keep, int | float) or not 0 < keep < 1:
+        raise ValueError(f"{section} halving.keep = {keep!r} is invalid; allowed: a fraction "
+                         "in (0, 1)")
+
+
+def rungs(table: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The table of each round of trials: one without halving, else one per rung (its
+    ``trial.epochs`` set from ``halving.epochs``)."""
+    if "halving.epochs" not in table:
+        return [dict(table)]
+    return [{**table, "trial.epochs": e} for e in table["halving.epochs"]]
+
+
+def survivors(point: Mapping[str, Any], table: Mapping[str, Any],
+              cands: Sequence[Mapping[str, Any]], summaries: Mapping[str, Mapping[str, Any]],
+              point_id: Callable[[Mapping[str, Any]], str]) -> list[dict[str, Any]]:
+    """The best ``ceil(keep · n)`` candidates of ``point`` after a rung (at least one), in
+    the order of ``cands``; unfinished and non-finite trials rank last."""
+    scored = []
+    for i, cand in enumerate(cands):
+        pid = point_id(_trial(point, table, cand))
+        score = _score(summaries[pid], table["metric"], table["goal"]) if pid in summaries \
+            else -math.inf
+        scored.append((-score, i))
+    n_keep = max(1, math.ceil(table.get("halving.keep", 0.5) * len(cands)))
+    kept = sorted(i for _, i in sorted(scored)[:n_keep])
+    return [dict(cands[i]) for i in kept]
 
 
 def _overrides(select: Mapping[str, Any]) -> dict[str, Any]:

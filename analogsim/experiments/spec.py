@@ -65,7 +65,7 @@ TOP_LEVEL = ("name", "description", "base", "grid", "random", "select", "search"
 #: Sampling methods of ``[search]``.
 SEARCH_METHODS = ("random", "sobol", "lhs")
 #: Keys of ``[search]`` that are not searched parameters.
-SEARCH_KEYS = ("n", "method", "seed", "metric", "goal")
+SEARCH_KEYS = ("n", "method", "seed", "metric", "goal", "halving.epochs", "halving.keep")
 DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 
 Point = dict[str, Any]

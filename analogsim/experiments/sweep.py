@@ -529,12 +529,9 @@ def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.Pat
     with ResultsStore(store_path) as store:
         if tuning is not None:
             section, table, cands = tuning
-            trials = _select.trial_points(points, table, cands, ident)
-            trial_name = spec.name + _select.SUFFIX
-            _add(totals, failed, phase(store, trial_name, trials))
-            summaries = {row["point_id"]: row["summary"] for row in store.rows(trial_name)
-                         if row["status"] in ("done", "diverged")}
-            points, unresolved = _select.final_points(points, table, cands, summaries, ident)
+            points, unresolved = _tune(store, spec.name + _select.SUFFIX, points, table,
+                                       cands, ident, lambda n, t: phase(store, n, t),
+                                       lambda o: _add(totals, failed, o))
             warmup = None
         _add(totals, failed, phase(store, spec.name, points))
         for point in unresolved:  # no trial finished: nothing to choose from
@@ -546,6 +543,34 @@ def run_sweep(spec: SweepSpec | str | os.PathLike[str], store_path: str | os.Pat
     return SweepReport(name=spec.name, store_path=str(store_path), total=totals[0],
                        skipped=totals[1], done=totals[2], failed=len(failed),
                        wall_time=time.perf_counter() - start, failed_ids=tuple(failed))
+
+
+def _tune(store: ResultsStore, trial_name: str, points: list[Point], table: dict[str, Any],
+          cands: list[Point], ident: Callable[[Mapping[str, Any]], str],
+          run: Callable[[str, list[Point]], tuple[int, int, int, list[str]]],
+          count: Callable[[tuple[int, int, int, list[str]]], None]
+          ) -> tuple[list[Point], list[Point]]:
+    """Run the trials rung by rung (one rung without halving); ``(finals, unresolved)``."""
+    alive = [list(cands) for _ in points]
+    stages = _select.rungs(table)
+    listed: dict[str, Point] = {}  # every rung's trials stay members of the trial sweep
+    for r, stage in enumerate(stages):
+        before = len(listed)
+        for p, c in zip(points, alive, strict=True):
+            listed.update((ident(t), t) for t in _select.trial_points([p], stage, c, ident))
+        n, skipped, done, failed = run(trial_name, list(listed.values()))
+        count((n - before, skipped - before, done, failed))  # earlier rungs: counted once
+        summaries = {row["point_id"]: row["summary"] for row in store.rows(trial_name)
+                     if row["status"] in ("done", "diverged")}
+        if r < len(stages) - 1:
+            alive = [_select.survivors(p, stage, c, summaries, ident)
+                     for p, c in zip(points, alive, strict=True)]
+    finals, unresolved = [], []
+    for p, c in zip(points, alive, strict=True):
+        done_, missing = _select.final_points([p], stages[-1], c, summaries, ident)
+        finals += done_
+        unresolved += missing
+    return finals, unresolved
 
 
 def _add(totals: list[int], failed: list[str], outcome: tuple[int, int, int, list[str]]

@@ -180,3 +180,39 @@ def test_report_plots_each_trial_score_against_each_searched_parameter(tmp_path)
     assert "srch-select-validation-vs-lr.png" in names
     text = (tmp_path / "out" / "report.md").read_text()
     assert "srch:select" in text and "validation score vs lr" in text
+
+
+def test_successive_halving_runs_only_the_best_candidates_longer(tmp_path) -> None:
+    search = {**{k: v for k, v in SEARCH.items() if k != "trial.epochs"}, "n": 8,
+              "lr_aux": {"choice": [0.01]}, "halving.epochs": [1, 3], "halving.keep": 0.25}
+    spec = SweepSpec(name="sh", base={"epochs": 5}, grid={"rule": ["a", "b"], "seed": [0, 1]},
+                     search=search)
+    cands = [c for c in spec.tuning()[2] if c["lr"] < 0.3]  # lr >= 0.3 fails in the dummy
+    rep = run_sweep(spec, tmp_path / "r.sqlite", run_fn="sweep_dummy:peaked",
+                    executor="serial", progress=False)
+    with ResultsStore(tmp_path / "r.sqlite") as st:
+        trials = st.rows("sh:select")
+        finals = st.rows("sh")
+    n_all = len(spec.tuning()[2])
+    assert len(trials) == 2 * n_all + 2 * 2  # rung 1: every candidate, rung 2: 2 of 8
+    assert rep.total == len(trials) + len(finals)
+    for rule in "ab":
+        rung2 = sorted(r["point"]["lr"] for r in trials
+                       if r["point"]["rule"] == rule and r["point"]["epochs"] == 3)
+        by_peak = sorted(cands, key=lambda c: abs(np.log10(c["lr"]) - np.log10(PEAK[rule])))
+        assert rung2 == sorted(c["lr"] for c in by_peak[:2])
+        assert {r["point"]["lr"] for r in finals if r["point"]["rule"] == rule} == {
+            by_peak[0]["lr"]}
+
+
+@pytest.mark.parametrize("extra, match", [
+    ({"halving.epochs": [3, 1]}, "at least two increasing"),
+    ({"halving.epochs": [2]}, "at least two increasing"),
+    ({"halving.epochs": [1, 3], "halving.keep": 1.0}, r"halving.keep = 1.0 is invalid"),
+    ({"halving.keep": 0.5}, "halving.keep needs halving.epochs"),
+    ({"halving.epochs": [1, 3], "trial.epochs": 2}, "trial.epochs and halving.epochs"),
+])
+def test_bad_halving_settings_name_the_problem(extra, match) -> None:
+    table = {k: v for k, v in SEARCH.items() if k != "trial.epochs"}
+    with pytest.raises(ValueError, match=match):
+        SweepSpec(name="x", search={**table, **extra})
