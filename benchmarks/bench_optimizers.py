@@ -79,7 +79,11 @@ def main(argv: list[str] | None = None) -> None:
             for rule in args.rules.split(","):
                 base = None
                 for name in OPTIMIZERS:
-                    tr = trainer(preset, rule, name, sizes)
+                    try:
+                        tr = trainer(preset, rule, name, sizes)
+                    except ValueError as exc:  # e.g. bp with tiki_taka (gamma > 0)
+                        print(f"{preset:<8}{rule:<6}{name:<17}  refused: {str(exc)[:60]}...")
+                        continue
                     p_step = median_time(lambda: plain.step(xb, tb), repeats, 2)
                     step = median_time(lambda tr=tr: tr.step(xb, tb), repeats, 2)
                     base = step if base is None else base

@@ -136,6 +136,9 @@ def build_run(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, n_in: in
                         zero_hidden_init=zero)
     rule.build(net)
     opt = get_optimizer(cfg.optimizer, **cfg.optimizer_options)
+    for layer in net.layers:  # a combination the optimizer refuses fails now, not at step 1
+        if getattr(layer, "backend", None) == "analog":
+            opt.check_layer(layer)
     return Trainer(net, rule, SGD(cfg.lr, cfg.lr_eps, cfg.lr_aux, optimizer=opt),
                    staleness=cfg.staleness)
 

@@ -103,6 +103,11 @@ class AnalogOptimizer:
     def attach(self, layer, state: dict) -> None:
         """Called once when ``layer``'s state comes into use (first update, or restored from
         a checkpoint): the place for side effects ``init`` must not have."""
+        self.check_layer(layer)
+
+    def check_layer(self, layer) -> None:
+        """Raise ``ValueError`` if this optimizer cannot drive ``layer`` (called at build
+        time by the runner, so a bad combination fails before any training)."""
 
     def step(self, layer, x: np.ndarray, delta: np.ndarray, lr: float) -> None:
         """Apply ``ΔW = -lr δᵀx`` to analog ``layer`` (inputs already validated, lr > 0)."""
@@ -310,7 +315,7 @@ class TikiTaka(AnalogOptimizer):
                           seed=derive_seed(layer.seed, "optimizer", self._seed_tag, "A"))
         return {"A": fast, "count": np.zeros(2, dtype=np.int64)}  # [updates, next column]
 
-    def attach(self, layer, state):
+    def check_layer(self, layer):
         gamma = getattr(self.options, "gamma", 0.0)  # chopped A is never read forward
         kind = getattr(layer, "transpose_kind", None)
         if kind is not None and gamma > 0:
@@ -319,6 +324,10 @@ class TikiTaka(AnalogOptimizer):
                              f"the fast array in the forward pass while transpose = {kind!r} "
                              "emulates Wᵀ of one array only; allowed: gamma = 0 (ttv2, c_ttv2, "
                              "agad), a rule that needs no Wᵀδ, or sgd / mixed_precision")
+
+    def attach(self, layer, state):
+        self.check_layer(layer)
+        gamma = getattr(self.options, "gamma", 0.0)
         if gamma > 0:
             layer.add_read_term(state["A"], gamma)
         state["A"].ledger = layer.ledger.child(self.scope).child("fast_array")
