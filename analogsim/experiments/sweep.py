@@ -630,9 +630,14 @@ def _heartbeat(path: str, owner: str, period: float | None = None) -> Iterator[N
     stop = threading.Event()
 
     def beat() -> None:
-        with contextlib.suppress(Exception), ResultsStore(path) as st:
+        try:
+            st = ResultsStore(path)
+        except Exception:  # the driver's own writes will report a broken store
+            return
+        with st:
             while not stop.wait(period or LEASE_S / 4):
-                st.renew(owner, LEASE_S)
+                with contextlib.suppress(Exception):  # busy now: the next beat renews
+                    st.renew(owner, LEASE_S)
 
     thread = threading.Thread(target=beat, name="analogsim-lease", daemon=True)
     if path != ":memory:":
