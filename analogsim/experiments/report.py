@@ -422,6 +422,12 @@ def write_plots(summary: SweepSummary, out_dir: str | Path, prefix: str | None =
                                                             strict=True))} for g in groups]
     made["learning curves"] = plots.plot_learning_curves(
         curves, out / f"{prefix}-learning-curves.png", title=summary.name)
+    clipped = [{"label": _plot_label(summary, g), "rule": g.rule, **dict(zip(
+        ("x", "y", "yerr"), g.curve("adc_saturated"), strict=True))} for g in groups]
+    if any(v > 0 for c in clipped for v in c["y"]):  # the periphery clipped during training
+        made["ADC saturation during training"] = plots.plot_learning_curves(
+            [c for c in clipped if c["x"]], out / f"{prefix}-adc-saturation.png",
+            ylabel="share of ADC conversions saturated", title=summary.name)
     angles = [{"label": _plot_label(summary, g), "rule": g.rule, **dict(zip(
         ("x", "y", "yerr"), g.curve("alignment_deg", reduce_layers=True), strict=True))}
         for g in groups]

@@ -13,6 +13,9 @@ the summary figures users compare rules by:
     fraction of that energy spent in ``transpose`` scopes (BP's emulation of ``Wᵀδ``).
 ``critical_path_ns``
     mean critical-path latency of one training step (see :class:`~analogsim.rules.Schedule`).
+Each epoch record also holds ``adc_saturated``: the share of that epoch's training ADC
+conversions that hit the ADC bound (re-reads of range management included).
+
 ``diverged`` (only when true), ``diverged_epoch``, ``diverged_step``, ``diverged_loss``,
 ``diverged_reason``
     training stopped because a step's loss was not finite or an epoch's mean training loss
@@ -222,6 +225,14 @@ def _evaluate(net: Network, ds: Dataset, split: str) -> tuple[float, float]:
     return loss, (acc if ds.n_classes else float("nan"))
 
 
+def _saturated_share(acct: _Accounting, before: dict[str, int]) -> float:
+    """Share of this epoch's training ADC conversions that hit the ADC bound (0 without
+    conversions): the periphery's clipping, observable per epoch."""
+    now = acct.training()[0]
+    conv = now["adc_conversions"] - before["adc_conversions"]
+    return (now["adc_saturations"] - before["adc_saturations"]) / conv if conv > 0 else 0.0
+
+
 def _diverged(epoch: int, step: int, loss: float, ref: float | None, cfg: TrainConfig
               ) -> dict[str, Any]:
     """The record of a divergence, with the reason in words."""
@@ -278,6 +289,7 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
         epochs = [dict(r) for r in progress["epochs"]]
         n_seen, cp_sum, n_steps = progress["n_seen"], progress["cp_sum"], progress["n_steps"]
     loss_ref = progress.get("loss_ref") if progress is not None else None
+    seen_conv = acct.training()[0]  # training counts so far: per-epoch shares subtract them
     diverged: dict[str, Any] | None = None
     for epoch in range(start_epoch, cfg.epochs):
         rng = derive_rng(cfg.seed, "data", "order", epoch)
@@ -296,7 +308,9 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
             diverged = _diverged(epoch + 1, n_steps, loss_sum / len(ds.x_train), loss_ref, cfg)
         if diverged is not None:
             break
-        record = {"epoch": epoch + 1, "train_loss": loss_sum / len(ds.x_train)}
+        record = {"epoch": epoch + 1, "train_loss": loss_sum / len(ds.x_train),
+                  "adc_saturated": _saturated_share(acct, seen_conv)}
+        seen_conv = acct.training()[0]
         record["val_loss"], record["val_accuracy"] = acct.evaluate(
             lambda: _evaluate(net, ds, "val"))
         epochs.append(record)

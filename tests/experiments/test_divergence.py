@@ -108,3 +108,29 @@ def test_a_version_1_store_is_migrated_with_every_row(tmp_path) -> None:
         with ResultsStore(path) as st:
             st.record_done("fedcba9876543210", sweep="new", point={}, config={}, metrics=[],
                            ledger={}, summary={}, status="weird")
+
+
+def test_each_epoch_records_its_share_of_saturated_adc_conversions(tmp_path) -> None:
+    import dataclasses
+
+    hw = get_preset("pcm")
+    tight = dataclasses.replace(hw, adc=dataclasses.replace(hw.adc, out_bound=0.5))
+    out = train(tight, SMALL, TrainConfig(epochs=2))
+    shares = [e["adc_saturated"] for e in out["epochs"]]
+    assert all(0 < s < 1 for s in shares)
+    ledger = out["ledger"]
+    total = ledger["adc_saturations"] / ledger["adc_conversions"]
+    assert min(shares) <= total <= max(shares)  # the epochs' shares average to the total
+    roomy = train(get_preset("ideal"), SMALL, TrainConfig(epochs=1))
+    assert roomy["epochs"][0]["adc_saturated"] == 0.0
+    # The report draws the curve when anything saturated.
+    from analogsim.experiments.report import write_report
+
+    spec = SweepSpec(name="sat", base={"epochs": 2, "model.sizes": [64, 16, 10],
+                                       "hardware": "pcm", "hw.adc.out_bound": 0.5},
+                     grid={"seed": [0]})
+    run_sweep(spec, tmp_path / "s.sqlite", "analogsim.experiments.points:run_point", "serial",
+              progress=False)
+    names = {p.name for p in write_report(tmp_path / "s.sqlite", tmp_path / "r",
+                                          formats=["md"])}
+    assert "sat-adc-saturation.png" in names
