@@ -497,8 +497,8 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     clips = np.zeros((batch, 2), dtype=np.int64)
     xkey = np.uint64(sub_key(int(k), _TAG_X_BITS))
     dkey = np.uint64(sub_key(int(k), _TAG_D_BITS))
-    _pack_columns(x, ax, bl, xkey, c, xt, xneg, clips[:, 0])
-    _pack_trains(d, cd, bl, dkey, c, dt, clips[:, 1])
+    pick(_pack_columns, x.size * bl)(x, ax, bl, xkey, c, xt, xneg, clips[:, 0])
+    pick(_pack_trains, d.size * bl)(d, cd, bl, dkey, c, dt, clips[:, 1])
     nkey = np.uint64(sub_key(int(k), _TAG_CTOC))
     # Counts reach batch·bl: that many bits, but never fewer than the three planes (ones,
     # twos, fours) the adders always write (a smaller table would be indexed past its end).

@@ -38,6 +38,15 @@ transpose). With ``bootstrap = False`` the targets are the *true* gradients inst
 :math:`\delta_l^\ast = \mathcal T_{l+1}(\delta_{l+1}^\ast) \odot f'(u_l)` from
 :math:`\delta_L^\ast = e` — a sequential chain, but only the predictors wait for it.
 
+**Normalised step** (``predictor_step = "nlms"``). The predictors are linear and learn by
+LMS, whose step is stable only while ``μ·λ_max < 2``, ``λ_max`` the largest eigenvalue of
+the input covariance; ``λ_max ≤ P = E‖[h; t]‖²``, and the hidden units of a net share strong
+common components, so ``λ_max`` is a large part of ``P``. With 256 tanh inputs ``P`` is
+~50-100, so the plain step ``μ = κ·lr_aux = 0.05`` that suits the 64-wide digits nets can
+diverge on 784-input nets (DNI at 0.10-0.14 on the MNIST subset on noisy presets).
+NLMS divides the step by ``ε + mean_b ‖[h_b; t_b]‖²`` of the batch, so
+``κ·lr_aux`` is the normalised step at any width (Haykin, *Adaptive Filter Theory*, ch. 6).
+
 **Zero initialisation.** All ``M_l, c_l`` start at zero, so on the first step every hidden
 layer's weights *and* biases are unchanged (:math:`\hat\delta_l = 0`); the output layer
 learns from ``e``, the top predictor from its true target, and the bootstrapped lower
@@ -54,7 +63,11 @@ FA — the lag is the predictor's fit. With a predictor step ``κ·lr_aux = 0.01
 with its target stays near 0.6 and the hidden layers barely beat frozen ones;
 ``κ·lr_aux ≈ 0.05–0.1`` fits it (cosine ≈ 0.9 on ideal hardware). On noisy arrays a
 predictor's read noise does not shrink with the gradient, so larger steps stop helping
-(``aihwkit_default`` is best near 0.03–0.05); hence ``κ = 5``.
+(``aihwkit_default`` is best near 0.03–0.05). Those were plain steps on inputs of power
+~20-25 (32-64 tanh units and the label); the default is now the normalised step with
+``κ = 100``, i.e. ``κ·lr_aux = 1`` at the runner's ``lr_aux = 0.01`` — about the same step
+on the digits nets, and stable on wider ones (``predictor_step = "plain"`` with
+``κ = 5`` is the former default).
 
 **Schedule.** Ops per boundary layer: ``pred{l}`` after ``fwd{l}``, then ``upd:W{l}``;
 ``tgt{l}`` after the op that produced :math:`\delta_{l+1}`, then ``upd:M{l}``; inside hybrid
@@ -75,9 +88,13 @@ from ..layers.network import Network
 from .base import OPTION_OWNER, Rule, Schedule, Update, act_deriv, eps_grad
 from .feedback import FeedbackOptions, fixed_layer
 
-__all__ = ["DNI", "Hybrid", "DNIOptions", "HybridOptions", "TARGETS"]
+__all__ = ["DNI", "Hybrid", "DNIOptions", "HybridOptions", "TARGETS", "PREDICTOR_STEPS"]
 
 TARGETS = ("feedback", "transpose")
+#: Predictor step rules: plain LMS or normalised LMS (module notes).
+PREDICTOR_STEPS = ("plain", "nlms")
+#: Guards the NLMS step against an all-zero batch of inputs.
+NLMS_EPS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -89,9 +106,14 @@ class _PredictorOptions:
     headroom: float = param(2.0, lo=1, hi=1000,
                             doc="predictor arrays map the Glorot bound of their shape to "
                                 "w_max / headroom")
-    # κ = 5 gives the predictors 0.05 with the runner's lr_aux = 0.01 (module notes on tuning).
-    predictor_lr_scale: float = param(5.0, lo=0, hi=1000,
+    # κ = 100 with the runner's lr_aux = 0.01 gives the normalised step 1 (module notes on
+    # tuning: what the plain step 0.05 was on the digits nets, input power ~20-25).
+    predictor_lr_scale: float = param(100.0, lo=0, hi=1000,
                                       doc="κ: the predictors learn with lr_aux · κ")
+    predictor_step: str = param("nlms", choices=PREDICTOR_STEPS,
+                                doc="`plain`: step lr_aux·κ; `nlms`: step lr_aux·κ / (mean "
+                                    "squared norm of the predictor inputs [h; t] in the "
+                                    "batch), stable for lr_aux·κ < 2 at any width")
 
     def __post_init__(self) -> None:
         check_fields(self, OPTION_OWNER)
@@ -232,7 +254,7 @@ class _Synthetic(Rule):
                 g = self._transport(net, l + 1, src[l + 1]) * np.float32(bsz)
                 inp, s = preds[l]
                 # lr_aux·scale is the predictors' step: folded into δ, as ΔM = −lr δᵀ[h; t].
-                resid = (s - g) * np.float32(self.engine.predictor_lr_scale / bsz)
+                resid = (s - g) * np.float32(self._step_scale(l, inp) / bsz)
                 self._charge(l, mults=2 * g.size, adds=g.size)
                 if not self.engine.bootstrap:
                     # The true chain continues below: δ*_l = g*_l ⊙ f'(u_l) / B.
@@ -242,6 +264,22 @@ class _Synthetic(Rule):
             ups.append(Update(self.predictors[f"M{l}"], inp, resid, f"tgt{l}", aux=True,
                               name=f"M{l}"))
         return ups
+
+    def _step_scale(self, l: int, inp: np.ndarray) -> float:
+        """κ, or with ``predictor_step = "nlms"`` κ / (ε + P), P = mean_b ‖[h_b; t_b]‖².
+
+        The LMS step of a linear predictor is stable only for ``μ λ_max < 2`` with
+        ``λ_max ≤ P``; at 256 tanh inputs P is ~50-100, so a fixed μ that suits a 64-wide net
+        can diverge there (module notes).
+        Normalising by the batch's input power (one digital dot product per sample,
+        charged) makes ``lr_aux·κ`` the normalised step at any width.
+        """
+        kappa = self.engine.predictor_lr_scale
+        if self.engine.predictor_step == "plain":
+            return kappa
+        power = float(np.mean(np.einsum("bi,bi->b", inp, inp, dtype=np.float64)))
+        self._charge(l, mults=inp.size + 1, adds=inp.size)
+        return kappa / (NLMS_EPS + power)
 
     def _charge(self, l: int, *, mults: int = 0, adds: int = 0) -> None:
         self.ledger.child(f"M{l}").child("periphery").charge(digital_mults=mults,
@@ -286,7 +324,8 @@ class Hybrid(_Synthetic):
         # BP inside the blocks needs the transpose strategy anyway, so the predictor targets
         # use it too (no feedback matrices), bootstrapped from the block above.
         return DNIOptions(label=o.label, target="transpose", bootstrap=True,
-                          headroom=o.headroom, predictor_lr_scale=o.predictor_lr_scale), o.blocks
+                          headroom=o.headroom, predictor_lr_scale=o.predictor_lr_scale,
+                          predictor_step=o.predictor_step), o.blocks
 
     @property
     def needs_transpose(self) -> bool:  # type: ignore[override]

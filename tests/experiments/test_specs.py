@@ -10,6 +10,7 @@ from analogsim.experiments.cli import EXPERIMENTS_DIR
 from analogsim.experiments.points import expand_bundles, resolve_point
 from analogsim.experiments.select import trial_points
 from analogsim.experiments.sweep import expand, load_spec, point_id
+from analogsim.rules import RULES
 
 SPECS = sorted(EXPERIMENTS_DIR.glob("*.toml"))
 #: Longer specs (other data, more epochs) live in subfolders: checked, but not held to the
@@ -67,7 +68,7 @@ def test_long_specs_exist_and_resolve() -> None:
     assert [p.relative_to(EXPERIMENTS_DIR).as_posix() for p in LONG_SPECS] == [
         "fashion/optimizer_ablation.toml", "fashion/optimizers.toml",
         "fashion/optimizers_adc.toml", "fashion/optimizers_core.toml",
-        "mnist/rules_table_mnist.toml"]
+        "fashion/rules_tuned.toml", "mnist/rules_table_mnist.toml"]
     for path in LONG_SPECS:
         assert path.read_text(encoding="utf-8").startswith("# What it shows:")
         spec = load_spec(path)
@@ -79,6 +80,19 @@ def test_long_specs_exist_and_resolve() -> None:
             continue
         assert len({p.get("seed", 0) for p in points}) >= 3
         assert {r.train.rule for r in runs} >= {"bp", "dfa"}
+
+
+def test_tuned_rules_spec_searches_every_rule_on_two_presets() -> None:
+    spec = load_spec(EXPERIMENTS_DIR / "fashion" / "rules_tuned.toml")
+    runs = [resolve_point(p) for p in expand(spec)]
+    assert {r.train.rule for r in runs} == set(RULES)
+    assert {r.train.transpose for r in runs if r.train.rule == "bp"} == {"probe",
+                                                                         "bidirectional"}
+    assert {r.train.epochs for r in runs} == {10} and {r.train.seed for r in runs} == {0, 1, 2}
+    section, table, candidates = spec.tuning()
+    assert section == "[search]" and table["metric"] == "val_accuracy"
+    assert len(candidates) == 6 and {frozenset(c) for c in candidates} == {
+        frozenset({"lr", "lr_aux"})}
 
 
 def test_fashion_optimizer_specs_cover_the_issue_grid() -> None:

@@ -22,8 +22,10 @@ OLD_DEFAULTS = {
     "dfa": {**_FEEDBACK, "zero_init": "auto"},
     "tp": _TP, "dtp": _TP,
     "dni": {"label": True, "target": "feedback", "bootstrap": True, "feedback": "analog",
-            "feedback_scale": 1.0, "headroom": 2.0, "predictor_lr_scale": 5.0},
-    "hybrid": {"blocks": 2, "label": True, "headroom": 2.0, "predictor_lr_scale": 5.0},
+            "feedback_scale": 1.0, "headroom": 2.0, "predictor_lr_scale": 100.0,
+            "predictor_step": "nlms"},
+    "hybrid": {"blocks": 2, "label": True, "headroom": 2.0, "predictor_lr_scale": 100.0,
+               "predictor_step": "nlms"},
 }
 
 

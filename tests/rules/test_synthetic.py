@@ -36,8 +36,11 @@ def _randomise_predictors(rule, seed=7):
         m.b[...] = rng.uniform(-0.2, 0.2, m.b.shape)
 
 
-def _reference(ws, bs, ms, cs, fb, x, t, *, boundaries, label, bootstrap, kappa):
-    """Plain NumPy step: new (W, b) per layer and (M, c) per predictor (tanh, xent)."""
+def _reference(ws, bs, ms, cs, fb, x, t, *, boundaries, label, bootstrap, kappa, nlms=False):
+    """Plain NumPy step: new (W, b) per layer and (M, c) per predictor (tanh, xent).
+
+    ``nlms``: the predictor step is divided by the batch's mean ‖[h; t]‖² (normalised LMS).
+    """
     n, bsz = len(ws), len(x)
     xs, hs, us, h = [], [], [], x
     for l in range(n):
@@ -67,7 +70,8 @@ def _reference(ws, bs, ms, cs, fb, x, t, *, boundaries, label, bootstrap, kappa)
         src = d if bootstrap else true
         g = back(l + 1, src[l + 1]) * bsz
         true[l] = g / bsz * (1 - hs[l] ** 2)
-        r = kappa * (s[l] - g) / bsz
+        step = kappa / (1e-6 + np.mean(np.sum(pin[l] ** 2, 1))) if nlms else kappa
+        r = step * (s[l] - g) / bsz
         new[f"M{l}"] = (ms[l] - LR_AUX * r.T @ pin[l], cs[l] - LR_AUX * r.sum(0))
     for l in range(n):
         new[f"W{l}"] = (ws[l] - LR * d[l].T @ xs[l], bs[l] - LR * d[l].sum(0))
@@ -86,7 +90,8 @@ def _check_step(rule, net, *, boundaries, bootstrap, label, use_fb):
         if use_fb else None
     ref = _reference(ws, bs, ms, cs, fb, x.astype(np.float64), t.astype(np.float64),
                      boundaries=boundaries, label=label, bootstrap=bootstrap,
-                     kappa=rule.options.predictor_lr_scale)
+                     kappa=rule.options.predictor_lr_scale,
+                     nlms=rule.engine.predictor_step == "nlms")
     _, ups = rule.compute(net, x, t, Schedule(net.ledger, IDEAL.cost))
     SGD(lr=LR, lr_aux=LR_AUX).apply(ups)
     got = {f"W{l}": (la.w, la.b) for l, la in enumerate(net.layers)}
@@ -113,6 +118,40 @@ def test_hybrid_step_matches_numpy_reference():
     rule = get_rule("hybrid", blocks=2, seed=5)
     net = _digital_net(sizes=(6, 5, 4, 4, 3))
     _check_step(rule, net, boundaries={1}, bootstrap=True, label=True, use_fb=False)
+
+
+@pytest.mark.parametrize("step", ["plain", "nlms"])
+@pytest.mark.parametrize("name,boundaries", [("dni", {0, 1}), ("hybrid", {1})])
+def test_predictor_steps_match_numpy_reference(name, boundaries, step):
+    options = {"target": "feedback", "feedback": "digital"} if name == "dni" else {"blocks": 2}
+    rule = get_rule(name, predictor_step=step, predictor_lr_scale=3.0, seed=5, **options)
+    net = _digital_net() if name == "dni" else _digital_net(sizes=(6, 5, 4, 4, 3))
+    _check_step(rule, net, boundaries=boundaries, bootstrap=True, label=True,
+                use_fb=name == "dni")
+
+
+def test_nlms_step_is_stable_where_the_plain_step_diverges():
+    # A linear predictor fit by LMS on 266 correlated tanh inputs (one shared factor, as the
+    # hidden units of a trained net share one): the input covariance's largest eigenvalue is
+    # most of the input power P ~ 100, so the plain step μ = 0.05 has μ·λ_max far beyond 2
+    # and blows up; NLMS with the same μ (μ·λ_max / P < μ) converges.
+    rng = np.random.default_rng(3)
+    n_in, n_out, b = 266, 8, 32
+    m_true = rng.standard_normal((n_out, n_in)).astype(np.float32) * 0.05
+    v = rng.standard_normal(n_in)
+    errors = {}
+    for step in ("plain", "nlms"):
+        m = np.zeros((n_out, n_in), dtype=np.float32)
+        for _ in range(200):
+            s = rng.standard_normal((b, 1)) * 2.0
+            u = np.tanh(s * v + 0.3 * rng.standard_normal((b, n_in))).astype(np.float32)
+            scale = 0.05 / (1e-6 + np.mean(np.sum(u * u, 1))) if step == "nlms" else 0.05
+            with np.errstate(over="ignore", invalid="ignore"):
+                r = u @ m.T - u @ m_true.T
+                m = m - scale * (r.T @ u) / b
+        errors[step] = float(np.linalg.norm(m - m_true) / np.linalg.norm(m_true))
+    assert not errors["plain"] < 1.0  # diverged (inf/NaN or growing)
+    assert errors["nlms"] < 1.0
 
 
 def _updates(name, net, **options):
