@@ -26,7 +26,7 @@ from typing import Any
 
 from ..fields import parse_override, spec_of
 from ..hardware.presets import PRESET_NOTES, PRESETS
-from ..rules import OPTIMIZERS, RULES
+from ..rules import OPTIMIZERS, RULES, is_rule
 from .data import DATA_DIR_ENV, DATASETS, SYSTEM_DATA_ROOT
 from .models import model_presets
 from .points import RUN_KEYS, Run, execute, resolve_point
@@ -64,6 +64,16 @@ def _epilog(title: str, *commands: str) -> str:
 
 
 # --------------------------------------------------------------------------- parser
+
+
+def _rule_arg(text: str) -> str:
+    """``--rule``: a registered name or a ``module:Class`` reference (imported to check)."""
+    if not is_rule(text):
+        raise argparse.ArgumentTypeError(
+            f"invalid choice: {text!r} (choose from {', '.join(map(repr, RULES))}, or "
+            "'module:Class' "
+            "naming an importable Rule subclass)")
+    return text
 
 
 def _field_help(name: str) -> str:
@@ -105,8 +115,9 @@ def _add_train(sub: Any) -> None:
             "analogsim train --rule fa --model my-net.toml --set model.hidden=relu --lr 0.1",
             "analogsim train --rule dfa --hardware pcm --optimizer mixed_precision "
             "--set optimizer.threshold=1"))
-    p.add_argument("--rule", choices=list(RULES), default=TrainConfig.rule,
-                   help=_field_help("rule"))
+    p.add_argument("--rule", type=_rule_arg, metavar="{" + ",".join(RULES) + ",MODULE:CLASS}",
+                   default=TrainConfig.rule, help=_field_help("rule") + "; a user rule as "
+                   "'module:Class' (docs/rules.md, Write your own rule)")
     p.add_argument("--optimizer", choices=list(OPTIMIZERS), help=_field_help("optimizer"))
     p.add_argument("--hardware", metavar="PRESET|FILE", default="ideal",
                    help="hardware preset (" + ", ".join(PRESETS) + ") or a hardware TOML file "

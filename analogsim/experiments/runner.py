@@ -40,7 +40,7 @@ from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
 from ..kernels import kernel_threads
 from ..layers.network import ModelConfig, Network, build_network, hidden_activation
-from ..rules import OPTIMIZERS, RULES, SGD, Trainer, get_optimizer, get_rule
+from ..rules import OPTIMIZERS, RULES, SGD, Trainer, get_optimizer, get_rule, is_rule
 from ..seeding import derive_rng
 from .data import Dataset, load_dataset, onehot
 
@@ -94,8 +94,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
-        if self.rule not in RULES:  # the registry may grow after this class was defined
-            fail("train", "rule", self.rule, "one of " + ", ".join(map(repr, RULES)))
+        if not is_rule(self.rule):  # the registry may grow after this class was defined
+            fail("train", "rule", self.rule, "one of " + ", ".join(map(repr, RULES))
+                 + ", a rule registered with register_rule, or 'module:Class'")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -79,6 +79,11 @@ class Loss:
         """Return the gradient of :meth:`value` with respect to ``z`` (includes ``1/B``)."""
         raise NotImplementedError
 
+    def per_sample(self, z: Any, target: Any) -> np.ndarray:
+        """Return each sample's loss, float64 ``(B,)``; :meth:`value` is their mean (up to
+        rounding). For rules that need it (node perturbation, per-sample weighting)."""
+        raise NotImplementedError
+
     def output(self, z: Any) -> np.ndarray:
         """Return the prediction the loss compares with the target (probabilities or ``z``)."""
         raise NotImplementedError
@@ -93,6 +98,10 @@ class SoftmaxCrossEntropy(Loss):
         z, d = _check_pair("xent.value", z, target_onehot)
         z, d = z.astype(np.float64), d.astype(np.float64)  # a float32 batch sum loses digits
         return float(-np.sum(d * log_softmax(z)) / z.shape[0])
+
+    def per_sample(self, z, target_onehot):
+        z, d = _check_pair("xent.per_sample", z, target_onehot)
+        return -np.sum(d.astype(np.float64) * log_softmax(z.astype(np.float64)), axis=1)
 
     def grad(self, z, target_onehot):
         z, d = _check_pair("xent.grad", z, target_onehot)
@@ -114,6 +123,11 @@ class SquaredError(Loss):
         z, d = _check_pair("mse.value", z, target)
         r = z.astype(np.float64) - d
         return float(0.5 * np.sum(r * r) / z.shape[0])
+
+    def per_sample(self, z, target):
+        z, d = _check_pair("mse.per_sample", z, target)
+        r = z.astype(np.float64) - d
+        return 0.5 * np.sum(r * r, axis=1)
 
     def grad(self, z, target):
         z, d = _check_pair("mse.grad", z, target)

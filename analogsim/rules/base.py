@@ -260,6 +260,17 @@ class Rule:
         return float(loss), e
 
 
+def _check_after(rule: Rule, updates: Sequence[Update], sched: Schedule) -> None:
+    """Every ``Update.after`` must name an op of this step's schedule: a misspelt name would
+    silently start the update at time 0 and give a wrong critical path."""
+    for up in updates:
+        if up.after not in sched.finish:
+            raise ValueError(
+                f"rule {rule.name!r}: Update {up.name or '(unnamed)'!r} has after = "
+                f"{up.after!r}, which is no op of this step; allowed: one of "
+                + ", ".join(map(repr, sched.finish)))
+
+
 @dataclass
 class StepResult:
     loss: float
@@ -298,6 +309,7 @@ class Trainer:
         hw = self.net.hw
         sched = Schedule(self.net.ledger, hw.cost if hw is not None else CostModel())
         loss, updates = self.rule.compute(self.net, x, target, sched)
+        _check_after(self.rule, updates, sched)
         self._queue.append(updates)
         if len(self._queue) > self.staleness:
             self.opt.apply(self._queue.popleft(), sched)
