@@ -67,7 +67,8 @@ def test_long_specs_exist_and_resolve() -> None:
     assert [p.relative_to(EXPERIMENTS_DIR).as_posix() for p in LONG_SPECS] == [
         "fashion/optimizer_ablation.toml", "fashion/optimizers.toml",
         "fashion/optimizers_adc.toml", "fashion/optimizers_core.toml",
-        "fashion/rules_tuned.toml", "mnist/rules_table_mnist.toml"]
+        "fashion/rules_tuned.toml", "fashion/seed_problems.toml",
+        "mnist/rules_table_mnist.toml"]
     for path in LONG_SPECS:
         assert path.read_text(encoding="utf-8").startswith("# What it shows:")
         spec = load_spec(path)
