@@ -58,7 +58,7 @@ __all__ = ["Spec", "param", "check_fields", "fail", "spec_of", "specs", "from_ma
 #: How ``None`` is spelled in TOML files and overrides (compared case-insensitively).
 NONE = "none"
 
-KINDS = ("int", "float", "bool", "str", "ints", "table")
+KINDS = ("int", "float", "bool", "str", "ints", "strs", "table")
 
 
 def fail(owner: str, name: str, value: Any, allowed: str) -> None:
@@ -76,7 +76,8 @@ class Spec:
     """What one field may hold, its unit, its one-line doc and where its default comes from.
 
     ``kind`` is one of :data:`KINDS`: ``ints`` is a tuple of integers (each in
-    ``[lo, hi]``, at least ``min_len`` of them), ``table`` a mapping of options.
+    ``[lo, hi]``, at least ``min_len`` of them), ``strs`` a tuple of non-empty strings (at
+    least ``min_len``), ``table`` a mapping of options.
     """
 
     doc: str
@@ -105,6 +106,8 @@ class Spec:
             text = "a non-empty string"
         elif self.kind == "table":
             text = "a table of options"
+        elif self.kind == "strs":
+            text = f"a list of >= {self.min_len} non-empty strings"
         elif self.kind == "ints":
             text = (f"a list of >= {self.min_len} integers in "
                     f"{_interval(self.lo, self.hi, False, False)}")
@@ -169,12 +172,21 @@ def _check_ints(spec: Spec, v: Any) -> tuple[bool, Any]:
     return ok, (tuple(int(s) for s in items) if ok else v)
 
 
+def _check_strs(spec: Spec, v: Any) -> tuple[bool, Any]:
+    if isinstance(v, (str, bytes, Mapping)) or not isinstance(v, Iterable):
+        return False, v
+    items = list(v)
+    ok = len(items) >= spec.min_len and all(isinstance(s, str) and s for s in items)
+    return ok, (tuple(items) if ok else v)
+
+
 def _check_table(spec: Spec, v: Any) -> tuple[bool, Any]:
     return isinstance(v, Mapping), v
 
 
 _KIND_CHECKS = {"int": _check_int, "float": _check_float, "bool": _check_bool,
-                "str": _check_str, "ints": _check_ints, "table": _check_table}
+                "str": _check_str, "ints": _check_ints, "strs": _check_strs,
+                "table": _check_table}
 
 
 def param(default: Any = dataclasses.MISSING, *, doc: str, kind: str | None = None,
@@ -279,12 +291,12 @@ def field_names(cls_or_obj: Any, prefix: str = "") -> list[str]:
 def coerce(spec: Spec, value: Any) -> Any:
     """Map a TOML/override value onto the Python value of a field, before validation:
     ``"none"`` (any case) → ``None`` for optional fields, an integer → float for floats,
-    a list → tuple for integer lists."""
+    a list → tuple for integer and string lists."""
     if spec.optional and isinstance(value, str) and value.lower() == NONE:
         return None
     if spec.kind == "float" and _is_int(value):
         return float(value)
-    if spec.kind == "ints" and isinstance(value, list):
+    if spec.kind in ("ints", "strs") and isinstance(value, list):
         return tuple(value)
     return value
 
@@ -541,7 +553,8 @@ def _type_text(spec: Spec) -> str:
     if spec.choices is not None:
         text = "{" + ", ".join(repr(c) for c in spec.choices) + "}"
     else:
-        text = {"ints": "tuple of int", "table": "dict"}.get(spec.kind, spec.kind)
+        text = {"ints": "tuple of int", "strs": "tuple of str",
+                "table": "dict"}.get(spec.kind, spec.kind)
     return text + (" or None" if spec.optional else "")
 
 

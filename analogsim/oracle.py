@@ -15,8 +15,10 @@ Rules
 -----
 * Nothing here charges a ledger, draws a random number, or changes the array: every
   function returns copies, and calling them does not alter any later read or update.
-* **Library code must never call this module.** Only tests and plotting code
-  (``analogsim/experiments/plots.py``) may import it; a learning rule, layer or transpose
+* **Library code must never call this module.** Only tests, plotting code
+  (``analogsim/experiments/plots.py``) and the weight export and programming report
+  (``analogsim/experiments/weights.py``, whose files and reports say they are
+  non-physical) may import it; a learning rule, layer or transpose
   strategy that used it would get information the hardware cannot provide, for free. A test
   (``tests/hardware/test_array.py``) greps the package to enforce this.
 

@@ -118,7 +118,7 @@ def ours_mse(hw: HardwareConfig, w_target: np.ndarray, x: np.ndarray, reps: int,
     """Our mean squared output error over ``reps`` reads of ``x``; the array's weights and
     the number of ADC saturations."""
     n_out, n_in = w_target.shape
-    arr = make_array(n_out, n_in, hw, seed=seed)
+    arr = make_array(n_in, n_out, hw, seed=seed)
     arr.program(w_target)
     w = oracle.weights(arr)
     ideal = x.astype(np.float64) @ w.T

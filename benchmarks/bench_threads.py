@@ -67,10 +67,10 @@ def make_calls() -> dict[str, Callable[[], object]]:
     """The three public calls, each a closure over its own seeded objects."""
     rng = np.random.default_rng(0)
     hw = get_preset("aihwkit_default")
-    read = CrossbarArray(N_OUT, N_IN, hw, seed=1)
+    read = CrossbarArray(N_IN, N_OUT, hw, seed=1)
     read.program(rng.uniform(-0.3, 0.3, (N_OUT, N_IN)))
     x = rng.random((BATCH, N_IN), dtype=np.float32)
-    upd = CrossbarArray(N_OUT, N_IN, replace_field(hw, "update.mode", "expected"), seed=2)
+    upd = CrossbarArray(N_IN, N_OUT, replace_field(hw, "update.mode", "expected"), seed=2)
     d = (rng.standard_normal((BATCH, N_OUT)) * 0.01).astype(np.float32)
     cfg = TrainConfig(rule="dfa", batch_size=STEP_BATCH, lr=0.01, seed=0)
     trainer = build_run(hw, ModelConfig(sizes=SIZES), cfg, SIZES[0], SIZES[-1])

@@ -25,6 +25,7 @@ SCRIPTS = {
     "bench_scaling.py": (["--out-dir", "{tmp}"], ("log-log slopes", "wrote")),
     "profile_train.py": ([], ("seconds per epoch", "fixed cost per step", "cProfile")),
     "bench_optimizers.py": (["--presets", "pcm", "--rules", "dfa"], ("vs sgd", "c_ttv2")),
+    "bench_conv.py": ([], ("im2col + GEMM", "LeNet-5", "epoch s")),
 }
 
 

@@ -1,10 +1,15 @@
 """Package layout: every module imports, the import graph has no cycle, layers point down.
 
-The layers, lowest first: the foundation (``analogsim``, ``analogsim.fields``,
-``analogsim.seeding``), ``kernels``, ``hardware``, ``oracle``, ``layers``, ``rules``,
-``experiments`` (see the package docstring). A module may import its own layer and the ones
-below, never one above. Every import statement counts, including the ones inside functions
-(a lazy import still makes the importing module depend on the imported one at run time).
+The layers, lowest first: the foundation (``analogsim.fields``, ``analogsim.seeding`` and
+the package's other top-level modules), ``kernels``, ``hardware``, ``oracle``, ``layers``,
+``rules``, ``experiments`` (see the package docstring). A module may import its own layer
+and the ones below, never one above. Every import statement counts, including the ones
+inside functions (a lazy import still makes the importing module depend on the imported one
+at run time).
+
+The package root ``analogsim/__init__.py`` is the curated public API: it sits *above* every
+layer (it may name anything, loaded lazily on first use) and nothing imports it back — not
+even ``from .. import __version__`` (that lives in ``analogsim._version``).
 """
 
 from __future__ import annotations
@@ -19,10 +24,13 @@ import analogsim
 
 ROOT = Path(analogsim.__file__).resolve().parent
 PACKAGE = "analogsim"
-#: Rank of each layer; a module may import modules of equal or lower rank.
+#: Rank of each layer; a module may import modules of equal or lower rank. ``analogsim``
+#: ranks the package's other top-level modules; the root module itself is :data:`TOP`.
 RANKS = {"analogsim": 0, "analogsim.fields": 0, "analogsim.seeding": 0,
          "analogsim.kernels": 1, "analogsim.hardware": 2, "analogsim.oracle": 3,
          "analogsim.layers": 4, "analogsim.rules": 5, "analogsim.experiments": 6}
+#: Rank of the package root (the public API), above every layer.
+TOP = 100
 
 
 def _modules() -> dict[str, Path]:
@@ -93,7 +101,9 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str]:
 
 
 def rank(module: str) -> int:
-    """The layer rank of a module: that of its longest listed prefix."""
+    """The layer rank of a module: that of its longest listed prefix (the root: TOP)."""
+    if module == PACKAGE:
+        return TOP
     parts = module.split(".")
     for n in range(len(parts), 0, -1):
         if ".".join(parts[:n]) in RANKS:
@@ -120,13 +130,37 @@ def test_lower_layers_never_import_upper_ones() -> None:
 
 def test_the_foundation_imports_nothing_of_the_package() -> None:
     graph = import_graph()
-    for name in ("analogsim", "analogsim.fields", "analogsim.seeding"):
+    for name in ("analogsim.fields", "analogsim.seeding"):
         assert graph[name] == set(), name
+
+
+def test_nothing_imports_the_package_root() -> None:
+    # The root is the public API, above every layer: a module importing it would import
+    # (lazily) everything, and make a cycle of any upper module it names.
+    importers = sorted(a for a, targets in import_graph().items() if PACKAGE in targets)
+    assert importers == []
+
+
+def test_the_public_names_resolve_lazily() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, analogsim as a; assert 'numba' not in sys.modules, 'eager'; "
+            "assert 'matplotlib' not in sys.modules; "
+            "missing = [n for n in a.__all__ if getattr(a, n, None) is None]; "
+            "assert not missing, missing; print(len(a.__all__))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout) >= 40
+    with pytest.raises(AttributeError, match="no attribute 'nope'.*__all__"):
+        analogsim.nope  # noqa: B018
 
 
 def test_the_checker_sees_cycles_and_upward_imports() -> None:
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) == []
-    assert rank("analogsim.experiments.cli") > rank("analogsim.rules.base") > rank(
-        "analogsim.layers.network") > rank("analogsim.hardware.config") > rank(
-        "analogsim.kernels.read") > rank("analogsim.fields")
+    assert rank("analogsim") > rank("analogsim.experiments.cli") > rank(
+        "analogsim.rules.base") > rank("analogsim.layers.network") > rank(
+        "analogsim.hardware.config") > rank("analogsim.kernels.read") > rank("analogsim.fields")
+    assert rank("analogsim._version") == rank("analogsim.fields")

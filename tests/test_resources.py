@@ -29,7 +29,8 @@ def test_budget_and_messages(monkeypatch) -> None:
 
 def test_an_array_too_large_is_refused_before_allocation(monkeypatch) -> None:
     monkeypatch.setenv("ANALOGSIM_MEMORY_LIMIT", "1e8")
-    with pytest.raises(MemoryError, match=r"CrossbarArray\(16000, 16000\) needs about 15.3 GiB"):
+    with pytest.raises(MemoryError,
+                       match=r"CrossbarArray\(n_in=16000, n_out=16000\) needs about 15.3 GiB"):
         CrossbarArray(16000, 16000, get_preset("pcm"), seed=0)
     CrossbarArray(100, 100, get_preset("pcm"), seed=0)
 

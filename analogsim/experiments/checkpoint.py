@@ -26,8 +26,9 @@ One ``.npz`` archive (``numpy.savez``, uncompressed) read with ``allow_pickle=Fa
     :meth:`Rule.state_dict` arrays (``rule.B0.array.gp``, ``rule.g1.b`` …).
 ``opt.<target>.<key>``
     :meth:`AnalogOptimizer.state_dict <analogsim.rules.optimizers.AnalogOptimizer.state_dict>`
-    arrays by update target (``opt.net.layer0.chi``, ``opt.rule.g1.chi``); only layers that
-    have received an update hold state.
+    arrays by what the optimizer drives (``opt.net.layer0.chi``, ``opt.rule.g1.chi``; a conv
+    layer's kernel of group ``j``: ``opt.net.layer0_g<j>.chi``); only layers that have
+    received an update hold state.
 ``queue.<i>.<j>.x``, ``queue.<i>.<j>.delta``, ``queue.<i>.<j>.grad_eps``
     Pending update ``j`` of step ``i`` (oldest first) of the staleness queue.
 ``__meta__``
@@ -97,6 +98,21 @@ def _targets(trainer: Trainer) -> dict[int, str]:
     return out
 
 
+def _driven(trainer: Trainer) -> dict[str, object]:
+    """Target name → what the analog optimizer drives: a linear layer itself, each group's
+    kernel of a conv layer (``net.layer<i>_g<j>``: the optimizer's state has the kernel's
+    shape), a rule module."""
+    out: dict[str, object] = {}
+    for i, layer in enumerate(trainer.net.layers):
+        kernels = getattr(layer, "kernels", None)
+        if kernels is None:
+            out[f"net.layer{i}"] = layer
+        else:
+            out.update({f"net.layer{i}_g{j}": k for j, k in enumerate(kernels)})
+    out.update({f"rule.{name}": mod for name, mod in trainer.rule.modules().items()})
+    return out
+
+
 def _queue_state(trainer: Trainer) -> tuple[list[list[dict]], dict[str, np.ndarray]]:
     names = _targets(trainer)
     meta: list[list[dict]] = []
@@ -127,8 +143,8 @@ def state_arrays(trainer: Trainer) -> dict[str, np.ndarray]:
     """
     out = {f"net.{k}": np.asarray(v) for k, v in trainer.net.state_dict().items()}
     out.update({f"rule.{k}": np.asarray(v) for k, v in trainer.rule.state_dict().items()})
-    out.update({f"opt.{k}": v for k, v in
-                trainer.opt.optimizer.state_dict(_targets(trainer)).items()})
+    names = {id(obj): name for name, obj in _driven(trainer).items()}
+    out.update({f"opt.{k}": v for k, v in trainer.opt.optimizer.state_dict(names).items()})
     return out
 
 
@@ -320,20 +336,13 @@ def _expected(template: dict[str, np.ndarray], key: str,
     if key.startswith("opt.") and trainer is not None:
         parts = key[4:].split(".")  # opt.<net.layerN | rule.M>.<state key, may hold dots>
         target, name = ".".join(parts[:2]), ".".join(parts[2:])
-        layer = _layers_by_name(trainer).get(target)
+        layer = _driven(trainer).get(target)
         return None if layer is None else trainer.opt.optimizer.template(layer, name)
     if key.endswith(".transpose.readout"):
         gp = template.get(key[: -len("transpose.readout")] + "array.gp")
         if gp is not None:
             return np.empty(gp.shape[::-1], dtype=np.float32)
     return None
-
-
-def _layers_by_name(trainer: Trainer) -> dict[str, object]:
-    """Target name → layer or rule module (the inverse of :func:`_targets`)."""
-    out = {f"net.layer{i}": layer for i, layer in enumerate(trainer.net.layers)}
-    out.update({f"rule.{name}": mod for name, mod in trainer.rule.modules().items()})
-    return out
 
 
 def _check_arrays(path, arrays: dict[str, np.ndarray], template: dict[str, np.ndarray],
@@ -490,7 +499,7 @@ def load(path: str | os.PathLike, hw: HardwareConfig, model: ModelConfig,
                                       if k.startswith("rule.")})
         trainer.opt.optimizer.load_state_dict(
             {k[4:]: v for k, v in arrays.items() if k.startswith("opt.")},
-            _layers_by_name(trainer))
+            _driven(trainer))
         opt = meta.get("opt")
         if not isinstance(opt, dict):
             _fail(path, "metadata 'opt' (learning rates) is missing")

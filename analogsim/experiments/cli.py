@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import errno
-import json
-import math
 import os
 import re
 import sqlite3
@@ -24,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..data import EXPERIMENTS_DIR, find_spec  # the shipped sweep specs
 from ..fields import parse_override, spec_of
 from ..hardware.presets import PRESET_NOTES, PRESETS
 from ..rules import OPTIMIZERS, RULES, is_rule
@@ -34,8 +33,6 @@ from .runner import TRANSPOSES, TrainConfig
 
 __all__ = ["main", "build_parser", "EXPERIMENTS_DIR", "UsageError"]
 
-#: Shipped sweep specs (``<repo>/experiments``).
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
 RUN_FN = "analogsim.experiments.points:run_point"
 WARMUP_FN = "analogsim.experiments.points:warmup"
 IDENTITY_FN = "analogsim.experiments.points:identity"
@@ -131,13 +128,24 @@ def _add_train(sub: Any) -> None:
     p.add_argument("--alignment", action="store_true", help=_field_help("alignment"))
     p.add_argument("--drift-s", type=float, metavar="SECONDS", help=_field_help("drift_s"))
     p.add_argument("--json", action="store_true", help="print one JSON object (no progress "
-                   "bar, no table)")
+                   "bar, no notices, no table)")
+    p.add_argument("--out", metavar="DIR", help="also write the run's folder: resolved "
+                   "configuration (config.toml), metrics (metrics.json, summary.csv, "
+                   "epochs.csv), the table and plots (PNG); files of those names are replaced "
+                   "only if an earlier run wrote them")
+    _add_quiet(p)
     p.add_argument("--save", metavar="PATH", help="write a checkpoint of the whole training "
                    "state after every epoch (atomically; the file always holds the latest "
                    "finished epoch)")
     p.add_argument("--resume", action="store_true", help="with --save: if PATH exists, "
                    "continue from it (same settings required) instead of starting afresh; "
                    "the result equals an uninterrupted run bit for bit")
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar and no "
+                   "notices (results and errors are still printed); progress is also off "
+                   "when stderr is not a terminal")
 
 
 def _add_sweep(sub: Any) -> None:
@@ -153,7 +161,8 @@ def _add_sweep(sub: Any) -> None:
             "--workers 2",
             "analogsim sweep spec.toml --dask local            # a dask LocalCluster",
             "analogsim sweep spec.toml --dask tcp://10.0.0.5:8786"))
-    p.add_argument("spec", metavar="SPEC.toml", help="sweep spec (see docs/cli.md)")
+    p.add_argument("spec", metavar="SPEC.toml", help="sweep spec (see docs/cli.md): a file, or "
+                   "a shipped spec by name (`analogsim presets` lists them)")
     p.add_argument("--store", metavar="FILE", help="SQLite results file (default: "
                    "results/<spec file name>.sqlite)")
     p.add_argument("--dask", metavar="ADDRESS|local", help="run on a dask cluster: 'local' "
@@ -164,6 +173,7 @@ def _add_sweep(sub: Any) -> None:
                    "in this process (debugging)")
     p.add_argument("--retry-failed", action="store_true", help="run points that failed "
                    "before again (default: keep their failure)")
+    _add_quiet(p)
 
 
 def _add_report(sub: Any) -> None:
@@ -222,12 +232,13 @@ def _add_compare(sub: Any) -> None:
                    "another (debugging)")
     p.add_argument("--resume", action="store_true", help="keep finished runs of an earlier "
                    "compare in DIR (default: start afresh)")
+    _add_quiet(p)
     _add_run_options(p, "digits-deep")
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``analogsim`` argument parser (also the source of docs/cli.md)."""
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="analogsim", formatter_class=_formatter,
@@ -247,17 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _json_safe(obj: Any) -> Any:
-    """Replace NaN/inf (not JSON) by None, recursively."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    return obj
 
 
 def _sets(items: Sequence[str]) -> dict[str, Any]:
@@ -287,34 +287,30 @@ def _resolve(point: dict[str, Any]):
 
 # --------------------------------------------------------------------------- train
 
-_SUMMARY_ROWS = (
-    ("test_accuracy", "test accuracy", "{:.4f}"),
-    ("test_loss", "test loss", "{:.4f}"),
-    ("train_loss", "train loss (last epoch)", "{:.4f}"),
-    ("val_accuracy", "validation accuracy", "{:.4f}"),
-    ("energy_per_sample_pj", "training energy per sample (pJ)", "{:.4g}"),
-    ("transpose_energy_share", "share spent on transposes", "{:.1%}"),
-    ("critical_path_ns", "critical-path latency per step (ns)", "{:.4g}"),
-    ("test_accuracy_drift", "test accuracy after drift", "{:.4f}"),
-    ("eps_mean", "smooth activation: mean learned ε", "{:.4g}"),
-    ("eps_min", "smooth activation: min learned ε", "{:.4g}"),
-    ("eps_max", "smooth activation: max learned ε", "{:.4g}"),
-    ("wall_time_s", "wall time (s)", "{:.1f}"),
-)
+# The table and the JSON object are the Result's (analogsim.Result.table / .to_json), so
+# `analogsim train` and the Python API print the same; the rows: result.SUMMARY_ROWS.
 
 
-def _train_table(out: dict[str, Any], rule: str, hw_name: str) -> str:
-    from .report import format_table
+def _progress_on(args: argparse.Namespace) -> bool:
+    """Progress bars only for a person watching: not with --quiet or --json, and not when
+    stderr is not a terminal (a log file, a pipe, CI)."""
+    return not (args.quiet or getattr(args, "json", False)) and sys.stderr.isatty()
 
-    m = out["metrics"]
-    rows = [[label, fmt.format(m[key])] for key, label, fmt in _SUMMARY_ROWS
-            if key in m and not (key == "test_accuracy_drift" and not m.get("drift_s"))]
-    per = m["energy_per_sample_pj"]
-    total = sum(out["energy_breakdown_pj"].values())
-    for kind, pj in out["energy_breakdown_pj"].items():
-        if pj > 0:
-            rows.append([f"  energy per sample: {kind} (pJ)", f"{pj * per / total:.4g}"])
-    return f"{rule} on {hw_name}\n" + format_table(["metric", "value"], rows)
+
+def _compiling(args: argparse.Namespace, bar: Any = None):
+    """A block inside which the first kernel compilation prints a one-line notice on stderr
+    (not with --quiet or --json); through the progress bar if there is one, so it is not
+    torn. numba reports a compilation only on a cache miss: a warm cache prints nothing."""
+    from ..kernels import when_compiling
+    from .api import COMPILE_NOTICE
+
+    def notice() -> None:
+        if bar is not None:
+            bar.write(COMPILE_NOTICE, file=sys.stderr)
+        else:
+            print(COMPILE_NOTICE, file=sys.stderr, flush=True)
+    silent = args.quiet or getattr(args, "json", False)  # --json: for machines
+    return when_compiling(lambda: None if silent else notice())
 
 
 def _output_file(path: str, flag: str) -> Path:
@@ -345,7 +341,7 @@ def _check_store(path: str) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from .result import Result
 
     run = _resolve(_point_from(args, RUN_KEYS))  # every run key has a flag of its name
     if args.resume and not args.save:
@@ -355,14 +351,18 @@ def cmd_train(args: argparse.Namespace) -> int:
         from . import checkpoint as ckpt
 
         _output_file(args.save, "--save")  # before the first epoch, not after it
+    if args.out is not None:
+        _run_dir(args.out)  # likewise
     resume = args.save if args.resume and os.path.exists(args.save) else None
-    bar = None if args.json else tqdm(total=run.train.epochs, desc=run.train.rule,
-                                      unit="epoch", file=sys.stderr)
+    bar = _train_bar(run.train.rule) if _progress_on(args) else None
+
+    def on_step(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)  # a resumed run's first step jumps the bar
 
     def on_epoch(rec: dict[str, Any]) -> None:
-        if bar is not None:
-            bar.set_postfix(loss=f"{rec['train_loss']:.3f}", val_acc=f"{rec['val_accuracy']:.3f}")
-            bar.update(rec["epoch"] - bar.n)  # a resumed run's first record jumps the bar
+        bar.set_postfix(epoch=rec["epoch"], loss=f"{rec['train_loss']:.3f}",
+                        val_acc=f"{rec['val_accuracy']:.3f}")
 
     def on_checkpoint(trainer: Any, state: dict[str, Any]) -> None:
         # Saved after every epoch (atomically, overwriting): the file always holds the
@@ -372,26 +372,49 @@ def cmd_train(args: argparse.Namespace) -> int:
         ckpt.save(args.save, trainer, {**state, "config": config})
 
     try:
-        out = execute(run, on_epoch=on_epoch, on_checkpoint=on_checkpoint if ckpt else None,
-                      resume=resume)
+        with _compiling(args, bar):
+            out = execute(run, on_epoch=on_epoch if bar is not None else None,
+                          on_step=on_step if bar is not None else None,
+                          on_checkpoint=on_checkpoint if ckpt else None, resume=resume)
     except (ValueError, FileNotFoundError) as e:  # e.g. a rule that needs a derivative
         raise UsageError(str(e)) from None
     finally:
         if bar is not None:
             bar.close()
+    result = Result(out)
     if args.json:
-        record = {**out["metrics"], "epochs": out["epochs"],
-                  "energy_breakdown_pj": out["energy_breakdown_pj"], "ledger": out["ledger"],
-                  "config": out["config"]}
-        print(json.dumps(_json_safe(record), sort_keys=True))
+        print(result.to_json())
     else:
-        print(_train_table(out, run.train.rule, run.hw.name))
-        if args.save:
+        print(result.table())
+        if args.save and not args.quiet:
             print(f"checkpoint written to {args.save}")
+    if args.out is not None:
+        try:
+            written = result.save(args.out)
+        except ValueError as e:  # the folder changed under the run (checked at the start)
+            raise UsageError(str(e)) from None
+        if not (args.json or args.quiet):
+            print(f"written to {args.out}: " + ", ".join(p.name for p in written))
     if out["metrics"].get("diverged"):
         print(f"error: {out['metrics']['diverged_reason']}", file=sys.stderr)
         return EXIT_DIVERGED
     return 0
+
+
+def _train_bar(rule: str):
+    """The training progress bar: steps (batches), not epochs."""
+    from tqdm import tqdm
+
+    return tqdm(total=None, desc=rule, unit="batch", file=sys.stderr, dynamic_ncols=True)
+
+
+def _run_dir(path: str) -> Path:
+    from .rundir import check_run_dir
+
+    try:
+        return check_run_dir(path, "--out")
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- sweep
@@ -432,7 +455,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import load_spec, run_sweep
 
     try:
-        spec = load_spec(args.spec)
+        spec = load_spec(find_spec(args.spec))
     except ValueError as e:
         raise UsageError(str(e)) from None
     _check_points(spec)
@@ -441,9 +464,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if os.path.getsize(_output_file(store, "--store")) if os.path.isfile(store) else 0:
         _check_store(store)  # an existing file must already be a results store
     try:
-        report = run_sweep(spec, store, RUN_FN, executor, args.workers,
-                           retry_failed=args.retry_failed, warmup_fn=WARMUP_FN,
-                           identity_fn=IDENTITY_FN)
+        with _compiling(args):
+            report = run_sweep(spec, store, RUN_FN, executor, args.workers,
+                               progress=_progress_on(args), retry_failed=args.retry_failed,
+                               warmup_fn=WARMUP_FN, identity_fn=IDENTITY_FN)
     except (ValueError, ImportError) as e:  # a malformed dask address, dask not installed
         raise UsageError(str(e)) from None
     print(report)
@@ -511,9 +535,10 @@ def presets_listing() -> str:
         except ValueError as e:
             specs.append((path.name, f"(invalid: {e})"))
     rules = [(n, _one_line(c.__doc__ or "-")) for n, c in RULES.items()]
-    lines = block("hardware presets (--hardware NAME; TOML copies in models/hardware/):", hw)
-    lines += block("network presets (--model NAME; models/networks/):", models)
-    lines += block("sweep specs (analogsim sweep FILE):", specs)
+    lines = block("hardware presets (--hardware NAME; TOML copies in "
+                  "analogsim/data/models/hardware/):", hw)
+    lines += block("network presets (--model NAME; analogsim/data/models/networks/):", models)
+    lines += block("sweep specs (analogsim sweep NAME; analogsim/data/experiments/):", specs)
     lines += block("learning rules (--rule NAME; docs/rules.md):", rules)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -594,8 +619,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         for suffix in ("", "-wal", "-shm"):
             Path(f"{store}{suffix}").unlink(missing_ok=True)
     start = time.perf_counter()
-    report = run_sweep(spec, store, RUN_FN, "serial" if args.serial else "local", args.workers,
-                       retry_failed=True, warmup_fn=WARMUP_FN, identity_fn=IDENTITY_FN)
+    with _compiling(args):
+        report = run_sweep(spec, store, RUN_FN, "serial" if args.serial else "local",
+                           args.workers, progress=_progress_on(args), retry_failed=True,
+                           warmup_fn=WARMUP_FN, identity_fn=IDENTITY_FN)
     with ResultsStore(store) as s:
         summary = summarise("compare", s.rows("compare"))
     headers, rows = table_rows(summary)

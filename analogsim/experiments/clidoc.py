@@ -100,7 +100,7 @@ def _run_keys() -> list[str]:
 
 
 def _hardware() -> list[str]:
-    out = ["## Hardware TOML (`--hardware FILE`, `models/hardware/`)", "",
+    out = ["## Hardware TOML (`--hardware FILE`, `analogsim/data/models/hardware/`)", "",
            "One table per section; key names equal the fields below. Optional top-level "
            "`name` and `base = \"<preset>\"` (start from a preset instead of these defaults). "
            "The string `\"none\"` means None for the fields that allow it; omitted keys keep "
@@ -113,10 +113,12 @@ def _hardware() -> list[str]:
 
 
 def _network() -> list[str]:
-    return ["## Network TOML (`--model FILE`, `models/networks/`)", "",
+    return ["## Network TOML (`--model FILE`, `analogsim/data/models/networks/`)", "",
             "Top-level keys equal the fields below, plus an optional `base = \"<preset>\"` "
             "(start from that preset instead of these defaults). The first and last entries "
-            "of `sizes` must equal the data set's input and output widths.", "",
+            "of `sizes` must equal the data set's input and output widths. A convolutional "
+            "network is given by `input_shape` and `layers` instead (docs/conv.md); its "
+            "`sizes` are then derived.", "",
             *_table(["field", *_HEADERS], _field_table(ModelConfig))]
 
 

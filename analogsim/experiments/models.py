@@ -10,9 +10,18 @@ File layout (key names equal the dataclass's field names; every key is optional)
     hidden = "tanh"
     surrogate = "none"        # TOML has no null: the string "none" means None
 
-Presets live in ``models/networks/<name>.toml`` at the repository root (the hardware presets
-are next door in ``models/hardware/``). The runner refuses data whose input or output width
-differs from ``sizes`` (see :func:`~analogsim.experiments.runner.check_io`).
+or, for a convolutional network (docs/conv.md; ``sizes`` are then derived)::
+
+    input_shape = [1, 28, 28]
+    layers = ["conv:6x5x5,padding=2", "pool:max2", "conv:16x5x5", "pool:max2",
+              "fc:120", "fc:84", "fc:10"]
+
+Presets live in ``analogsim/data/models/networks/<name>.toml`` inside the package, found with
+:mod:`importlib.resources` (:mod:`analogsim.data`; in a checkout ``models/`` links there, and the
+hardware presets' TOML copies are next door in ``models/hardware/``). The runner refuses data
+whose input or output width differs from ``sizes`` (see
+:func:`~analogsim.experiments.runner.check_io`), and image data whose shape differs from
+``input_shape``.
 
 Values are mapped and checked by the field declarations of ``ModelConfig``
 (:func:`analogsim.fields.from_mapping`). Errors are ``ValueError`` naming the file, the key
@@ -28,14 +37,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..data import NETWORKS_DIR
 from ..fields import from_mapping, loads_toml, read_text_file, unknown_key
-from ..layers.network import ModelConfig
+from ..layers.network import ModelConfig, with_derived_sizes
 
 __all__ = ["MODELS_DIR", "MODEL_FIELDS", "model_presets", "load_model", "loads_model",
            "apply_model_overrides"]
 
-#: Where the network presets live (``<repo>/models/networks``).
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models" / "networks"
+#: Where the network presets live (``analogsim/data/models/networks`` of the package).
+MODELS_DIR = NETWORKS_DIR
 
 #: TOML keys of a model file, in ``ModelConfig`` order.
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig))
@@ -74,8 +84,12 @@ def _from_mapping(data: Mapping[str, Any], source: str, depth: int = 0) -> Model
     fields = {k: v for k, v in data.items() if k != "base"}
     if "name" not in fields and base is None:
         fields["name"] = Path(source).stem if source.endswith(".toml") else "custom"
-    return from_mapping(ModelConfig, fields, where=source,
-                        base=base if base is not None else ModelConfig())
+    base = base if base is not None else ModelConfig()
+    try:
+        fields = with_derived_sizes(base, fields)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
+    return from_mapping(ModelConfig, fields, where=source, base=base)
 
 
 def loads_model(text: str, *, source: str = "<string>", _depth: int = 0) -> ModelConfig:
@@ -121,4 +135,8 @@ def apply_model_overrides(cfg: ModelConfig, changes: Mapping[str, Any], *,
     for key in changes:
         if key not in MODEL_FIELDS:
             raise unknown_key(source, key, MODEL_FIELDS, what="model field")
+    try:
+        changes = with_derived_sizes(cfg, changes)
+    except ValueError as exc:
+        raise ValueError(f"{source}: {exc}") from None
     return from_mapping(ModelConfig, changes, where=source, base=cfg)

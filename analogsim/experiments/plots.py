@@ -1,9 +1,12 @@
 """Plots of experiment results (matplotlib, headless) and the gradient-alignment probe.
 
 Every plot function takes plain lists of dicts (built by :mod:`analogsim.experiments.report`
-from a results store), writes one PNG and returns its path. Figures are made with
-:class:`matplotlib.figure.Figure` directly, never through ``pyplot``, so nothing opens a
-window and the global backend of an interactive session is left alone.
+from a results store, or by :meth:`analogsim.Result.curves`), draws into ``ax`` if given
+(e.g. from ``matplotlib.pyplot.subplots()`` in a notebook) or else into a new
+:class:`matplotlib.figure.Figure` made directly, never through ``pyplot`` (nothing opens a
+window; the global backend of an interactive session is left alone), saves a PNG only when
+``path`` is given, and returns the :class:`~matplotlib.axes.Axes` (its figure is
+``ax.figure``).
 
 Colours are fixed per rule (:func:`rule_color`), so ``bp`` has the same colour in every
 figure; several series of one rule differ by line style.
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -78,14 +82,26 @@ def _save(fig: Figure, path: str | Path) -> Path:
     return path
 
 
-def _new(title: str | None, size: tuple[float, float] = (6.4, 4.2)) -> tuple[Figure, Any]:
-    fig = Figure(figsize=size)
-    ax = fig.subplots()
+def _finish(ax: Axes, path: str | Path | None) -> Axes:
+    """Save ``ax``'s figure to ``path`` if one is given; return ``ax``."""
+    if path is not None:
+        _save(ax.figure, path)
+    return ax
+
+
+def _new(title: str | None, size: tuple[float, float] = (6.4, 4.2),
+         ax: Axes | None = None) -> tuple[Figure, Axes]:
+    """``(figure, axes)``: the given ``ax`` and its figure, or a new figure of ``size``."""
+    if ax is None:
+        fig = Figure(figsize=size)
+        ax = fig.subplots()
+    elif not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
     if title:
         ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.set_axisbelow(True)
-    return fig, ax
+    return ax.figure, ax
 
 
 # --------------------------------------------------------------------------- alignment
@@ -97,7 +113,9 @@ def layer_weights(layer: Any) -> np.ndarray:
         return np.asarray(layer.w, dtype=np.float64)
     from .. import oracle
 
-    return oracle.weights(layer.array) * float(layer.scale)
+    w = oracle.weights(layer.array) * float(layer.scale)
+    cols = getattr(layer, "col_scale", None)  # per-output mapping (program_weights)
+    return w if cols is None else w * cols.astype(np.float64)[:, None]
 
 
 def _angle_deg(a: np.ndarray | None, b: np.ndarray | None) -> float:
@@ -149,6 +167,11 @@ def alignment_angles(trainer: Any, x: np.ndarray, t: np.ndarray) -> list[float]:
     from ..hardware.config import CostModel
     from ..rules import Schedule
 
+    conv = [layer.name for layer in trainer.net.layers if hasattr(layer, "kernels")]
+    if conv:
+        raise ValueError(f"alignment angles are measured on fully connected layers, but "
+                         f"{', '.join(conv)} are conv layers (or pool their input); allowed: "
+                         "alignment = false for a conv network")
     tr = copy.deepcopy(trainer)
     net, rule = tr.net, tr.rule
     sched = Schedule(net.ledger, net.hw.cost if net.hw is not None else CostModel())
@@ -167,14 +190,14 @@ def alignment_angles(trainer: Any, x: np.ndarray, t: np.ndarray) -> list[float]:
 # --------------------------------------------------------------------------- plots
 
 
-def plot_accuracy_vs_param(series: Sequence[dict[str, Any]], xlabel: str, path: str | Path,
-                           *, title: str | None = None, ylabel: str = "test accuracy"
-                           ) -> Path:
+def plot_accuracy_vs_param(series: Sequence[dict[str, Any]], xlabel: str,
+                           path: str | Path | None = None, *, title: str | None = None,
+                           ylabel: str = "test accuracy", ax: Axes | None = None) -> Axes:
     """Accuracy against a swept setting, one line per series with seed spread as error bars.
 
     ``series``: dicts with ``label``, ``rule``, ``x``, ``y`` and ``yerr`` (lists).
     """
-    fig, ax = _new(title, (7.6, 4.2))
+    _, ax = _new(title, (7.6, 4.2), ax)
     for s, ls, mk in zip(series, _styles(series), _markers(series), strict=True):
         ax.errorbar(s["x"], s["y"], yerr=s.get("yerr"), label=s["label"], color=rule_color(
             s["rule"]), linestyle=ls, marker=mk, markersize=4, capsize=3)
@@ -182,18 +205,19 @@ def plot_accuracy_vs_param(series: Sequence[dict[str, Any]], xlabel: str, path: 
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return _finish(ax, path)
 
 
-def plot_score_scatter(points: Sequence[dict[str, Any]], xlabel: str, path: str | Path, *,
-                       title: str | None = None, ylabel: str = "validation accuracy (trials)"
-                       ) -> Path:
+def plot_score_scatter(points: Sequence[dict[str, Any]], xlabel: str,
+                       path: str | Path | None = None, *, title: str | None = None,
+                       ylabel: str = "validation accuracy (trials)", ax: Axes | None = None
+                       ) -> Axes:
     """A tuning search's trials: score against one searched parameter, a dot per trial.
 
     ``points``: dicts with ``rule``, ``x`` (the parameter's value) and ``y`` (the score);
     the x axis is logarithmic when the values are positive and span more than 10×.
     """
-    fig, ax = _new(title, (7.6, 4.2))
+    _, ax = _new(title, (7.6, 4.2), ax)
     for rule in dict.fromkeys(p["rule"] for p in points):
         pts = [(p["x"], p["y"]) for p in points if p["rule"] == rule]
         ax.scatter([x for x, _ in pts], [y for _, y in pts], s=16, label=rule,
@@ -205,7 +229,7 @@ def plot_score_scatter(points: Sequence[dict[str, Any]], xlabel: str, path: str 
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return _finish(ax, path)
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -220,8 +244,8 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def plot_accuracy_vs_energy(points: Sequence[dict[str, Any]], path: str | Path, *,
-                            title: str | None = None) -> Path:
+def plot_accuracy_vs_energy(points: Sequence[dict[str, Any]], path: str | Path | None = None,
+                            *, title: str | None = None, ax: Axes | None = None) -> Axes:
     """Accuracy against training energy per sample, with the Pareto front.
 
     ``points``: dicts with ``label``, ``rule``, ``transpose`` (None for rules that do not
@@ -231,7 +255,7 @@ def plot_accuracy_vs_energy(points: Sequence[dict[str, Any]], path: str | Path, 
     """
     from matplotlib.lines import Line2D
 
-    fig, ax = _new(title, (7.6, 4.6))
+    _, ax = _new(title, (7.6, 4.6), ax)
     xy = [(p["energy"], p["acc"]) for p in points]
     for p in points:
         ax.errorbar(p["energy"], p["acc"], yerr=p.get("acc_err"), xerr=p.get("energy_err"),
@@ -258,13 +282,13 @@ def plot_accuracy_vs_energy(points: Sequence[dict[str, Any]], path: str | Path, 
     ax.set_xlabel("training energy per sample (pJ)")
     ax.set_ylabel("test accuracy")
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return _finish(ax, path)
 
 
-def _curves(series: Sequence[dict[str, Any]], path: str | Path, ylabel: str,
+def _curves(series: Sequence[dict[str, Any]], path: str | Path | None, ylabel: str,
             title: str | None, ylim: tuple[float, float] | None,
-            hline: tuple[float, str] | None = None) -> Path:
-    fig, ax = _new(title, (7.6, 4.2))
+            hline: tuple[float, str] | None = None, ax: Axes | None = None) -> Axes:
+    _, ax = _new(title, (7.6, 4.2), ax)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if hline is not None:
         ax.axhline(hline[0], color="grey", linewidth=1, linestyle=":", label=hline[1])
@@ -280,26 +304,28 @@ def _curves(series: Sequence[dict[str, Any]], path: str | Path, ylabel: str,
     if ylim is not None:
         ax.set_ylim(*ylim)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return _finish(ax, path)
 
 
-def plot_learning_curves(series: Sequence[dict[str, Any]], path: str | Path, *,
-                         ylabel: str = "validation accuracy", title: str | None = None
-                         ) -> Path:
+def plot_learning_curves(series: Sequence[dict[str, Any]], path: str | Path | None = None, *,
+                         ylabel: str = "validation accuracy", title: str | None = None,
+                         ax: Axes | None = None) -> Axes:
     """One curve per series (``label``, ``rule``, ``x`` = epochs, ``y``, ``yerr``)."""
-    return _curves(series, path, ylabel, title, (0, 1.02) if "accuracy" in ylabel else None)
+    return _curves(series, path, ylabel, title, (0, 1.02) if "accuracy" in ylabel else None,
+                   ax=ax)
 
 
-def plot_alignment(series: Sequence[dict[str, Any]], path: str | Path, *,
-                   title: str | None = None) -> Path:
+def plot_alignment(series: Sequence[dict[str, Any]], path: str | Path | None = None, *,
+                   title: str | None = None, ax: Axes | None = None) -> Axes:
     """Angle between each rule's hidden-layer update and the true gradient, per epoch."""
     return _curves(series, path, "angle to true gradient, hidden layers (°)", title, (0, 120),
-                   hline=(90.0, "90°: no descent"))
+                   hline=(90.0, "90°: no descent"), ax=ax)
 
 
-def plot_accuracy_bars(bars: Sequence[dict[str, Any]], path: str | Path, *,
+def plot_accuracy_bars(bars: Sequence[dict[str, Any]], path: str | Path | None = None, *,
                        title: str | None = None, ylabel: str = "test accuracy",
-                       xlabel: str | None = None, second_label: str | None = None) -> Path:
+                       xlabel: str | None = None, second_label: str | None = None,
+                       ax: Axes | None = None) -> Axes:
     """Grouped bars: one group per setting, one bar per rule, seed spread as error bars.
 
     ``bars``: dicts with ``setting`` (x-axis group), ``rule``, ``y`` and ``yerr``, and
@@ -312,7 +338,7 @@ def plot_accuracy_bars(bars: Sequence[dict[str, Any]], path: str | Path, *,
     per_setting = {s: [r for r in rules if any(b["setting"] == s and b["rule"] == r
                                                for b in bars)] for s in settings}
     n_max = max(len(v) for v in per_setting.values())
-    fig, ax = _new(title, (max(6.4, 0.35 * len(settings) * n_max + 2.5), 4.6))
+    _, ax = _new(title, (max(6.4, 0.35 * len(settings) * n_max + 2.5), 4.6), ax)
     width = 0.8 / n_max
     for rule in rules:
         mine = {b["setting"]: b for b in bars if b["rule"] == rule}
@@ -348,16 +374,16 @@ def plot_accuracy_bars(bars: Sequence[dict[str, Any]], path: str | Path, *,
     if not second_label:
         ax.legend(fontsize=8, title="rule", title_fontsize=8, loc="upper left",
                   bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return _finish(ax, path)
 
 
-def plot_ledger_breakdown(bars: Sequence[dict[str, Any]], path: str | Path, *,
-                          title: str | None = None) -> Path:
+def plot_ledger_breakdown(bars: Sequence[dict[str, Any]], path: str | Path | None = None, *,
+                          title: str | None = None, ax: Axes | None = None) -> Axes:
     """Stacked bars of training energy per sample by operation kind, one bar per group.
 
     ``bars``: dicts with ``label``, ``rule`` and ``breakdown`` ``{kind: pJ per sample}``.
     """
-    fig, ax = _new(title, (max(6.4, 0.6 * len(bars) + 3), 4.6))
+    _, ax = _new(title, (max(6.4, 0.6 * len(bars) + 3), 4.6), ax)
     kinds = [k for k in _KIND_COLORS if any(b["breakdown"].get(k, 0) > 0 for b in bars)]
     kinds += sorted({k for b in bars for k in b["breakdown"]} - set(_KIND_COLORS))
     x = np.arange(len(bars))
@@ -374,4 +400,4 @@ def plot_ledger_breakdown(bars: Sequence[dict[str, Any]], path: str | Path, *,
     if kinds:  # runs without a cost breakdown (another run function) draw empty bars
         ax.legend(fontsize=8, title="operation kind", title_fontsize=8, loc="upper left",
                   bbox_to_anchor=(1.01, 1.0))
-    return _save(fig, path)
+    return _finish(ax, path)

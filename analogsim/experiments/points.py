@@ -66,7 +66,7 @@ from ..layers.network import ModelConfig
 from ..rules import optimizer_options, rule_options
 from .data import Dataset, load_dataset, onehot
 from .models import MODEL_FIELDS, apply_model_overrides, load_model
-from .runner import TrainConfig, build_run, train
+from .runner import TrainConfig, build_run, evaluate, train
 
 __all__ = ["TRAIN_KEYS", "RUN_KEYS", "HW_KEYS", "Run", "expand_bundles", "resolve_point",
            "execute", "eps_summary", "run_point", "warmup", "identity", "RESULTS_VERSION"]
@@ -207,6 +207,8 @@ def _rule_options(rule: str, options: dict[str, Any], kind: str = "rule") -> dic
 
 
 def _load_hardware(name: Any) -> HardwareConfig:
+    if isinstance(name, HardwareConfig):  # from Python (analogsim.train); never from TOML
+        return name
     if not isinstance(name, str):
         raise ValueError(f"hardware = {name!r} is invalid; allowed: a preset ("
                          + ", ".join(PRESETS) + ") or a path to a .toml file")
@@ -239,10 +241,11 @@ def resolve_point(point: Mapping[str, Any]) -> Run:
     if keys["hw"]:  # one table: the fields of a section are applied together
         hw = from_mapping(HardwareConfig, _nest(keys["hw"]), where=WHERE, base=hw)
     model_name = plain.pop("model")
-    if not isinstance(model_name, str):
+    if not isinstance(model_name, str | ModelConfig):
         raise ValueError(f"model = {model_name!r} is invalid; allowed: a preset name or a "
                          ".toml path")
-    model = apply_model_overrides(load_model(model_name), keys["model"], source=WHERE)
+    base_model = model_name if isinstance(model_name, ModelConfig) else load_model(model_name)
+    model = apply_model_overrides(base_model, keys["model"], source=WHERE)
     measure = {name: plain.pop(name) for name in MEASURES}
     cfg = from_mapping(TrainConfig, plain, where=WHERE)
     if keys["rule"]:
@@ -259,7 +262,9 @@ def resolve_point(point: Mapping[str, Any]) -> Run:
 def _arrays(trainer) -> list[Any]:
     """Every crossbar array of the network and of the rule's modules (for drift)."""
     layers = [*trainer.net.layers, *trainer.rule.modules().values()]
-    return [layer.array for layer in layers if hasattr(layer, "array")]
+    # A conv layer (and FA's conv feedback) keeps one array per group, in its kernels.
+    parts = [k for layer in layers for k in getattr(layer, "kernels", [layer])]
+    return [part.array for part in parts if hasattr(part, "array")]
 
 
 def eps_summary(net) -> dict[str, Any]:
@@ -301,7 +306,9 @@ def _alignment_hook(trainer, ds: Dataset) -> Callable[[dict], None]:
 def execute(run: Run, *, dataset: Dataset | None = None,
             on_epoch: Callable[[dict], None] | None = None,
             on_checkpoint: Callable[[Any, dict], None] | None = None,
-            resume: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+            resume: str | os.PathLike[str] | None = None,
+            on_step: Callable[[int, int], None] | None = None,
+            trainer: Any = None) -> dict[str, Any]:
     """Train ``run`` with :func:`analogsim.experiments.runner.train`, plus the optional
     alignment and drift measurements; returns the runner's record.
 
@@ -309,8 +316,10 @@ def execute(run: Run, *, dataset: Dataset | None = None,
     :mod:`analogsim.experiments.checkpoint`); training continues after its last epoch and
     reports what an uninterrupted run would have.
 
-    ``on_epoch(record)`` and ``on_checkpoint(trainer, state)`` are passed to the runner
-    (the alignment angles are added to ``record`` before ``on_epoch`` sees it).
+    ``on_epoch(record)``, ``on_step(done, total)`` and ``on_checkpoint(trainer, state)`` are
+    passed to the runner (the alignment angles are added to ``record`` before ``on_epoch``
+    sees it). ``trainer``: one built with :func:`~analogsim.experiments.runner.build_run`
+    for this run, to keep a handle on the trained network (not with ``resume``).
     """
     cfg = run.train
     ds = dataset if dataset is not None else load_dataset(
@@ -321,7 +330,7 @@ def execute(run: Run, *, dataset: Dataset | None = None,
 
         trainer, meta = load(resume, run.hw, run.model, cfg)
         resumed = dict(start_epoch=meta["epoch"], progress=meta["progress"])
-    else:
+    elif trainer is None:
         trainer = build_run(run.hw, run.model, cfg, ds.n_features, ds.n_outputs)
     hooks = [h for h in (_alignment_hook(trainer, ds) if run.alignment else None, on_epoch) if h]
 
@@ -330,14 +339,14 @@ def execute(run: Run, *, dataset: Dataset | None = None,
             hook(record)
 
     out = train(run.hw, run.model, cfg, dataset=ds, trainer=trainer, on_epoch=each_epoch,
-                on_checkpoint=on_checkpoint, **resumed)
+                on_checkpoint=on_checkpoint, on_step=on_step, **resumed)
     out["metrics"].update(eps_summary(trainer.net))  # before drift: ε does not drift
     if run.drift_s > 0:
         for array in _arrays(trainer):
             array.advance_clock(run.drift_s)
         x, y = ds.get_split("test")
         t = onehot(y, ds.n_classes) if ds.n_classes else y.astype(np.float32)
-        _, acc = trainer.net.evaluate(x, t)
+        _, acc = evaluate(trainer, x, t)  # predicted the rule's way
         out["metrics"]["test_accuracy_drift"] = acc if ds.n_classes else float("nan")
     out["metrics"]["drift_s"] = run.drift_s
     return out
@@ -383,7 +392,7 @@ def warmup() -> None:
 
     rng = np.random.default_rng(0)
     for name in ("aihwkit_default", "pcm"):  # stochastic and expected pulse updates
-        arr = CrossbarArray(4, 3, get_preset(name), seed=0)
+        arr = CrossbarArray(3, 4, get_preset(name), seed=0)
         x = rng.uniform(-1, 1, (2, 3)).astype(np.float32)
         arr.mvm(x)
         arr.pulse_update(x, rng.uniform(-1, 1, (2, 4)).astype(np.float32), 0.01)

@@ -40,6 +40,8 @@ METRICS = (
 )
 #: Shown only when some run of the sweep has them (drift runs; smooth hidden activations).
 OPTIONAL_METRICS = (("test_accuracy_drift", "test accuracy after drift", "acc"),
+                    ("inference_energy_per_sample_pj", "test-time energy / sample (pJ)",
+                     "sig"),
                     ("eps_mean", "learned ε (mean)", "sig"),
                     ("eps_min", "learned ε (min)", "sig"),
                     ("eps_max", "learned ε (max)", "sig"))
@@ -374,6 +376,12 @@ def _param_series(summary: SweepSummary, key: str) -> list[dict[str, Any]]:
     return out
 
 
+def _draw(plot: Any, *args: Any, path: Path, **kw: Any) -> Path:
+    """Call a plot function of :mod:`.plots` that saves to ``path``; return the path."""
+    plot(*args, path=path, **kw)
+    return path
+
+
 def write_plots(summary: SweepSummary, out_dir: str | Path, prefix: str | None = None
                 ) -> dict[str, Path]:
     """Every plot the sweep's data supports; ``{title: path}``."""
@@ -384,14 +392,14 @@ def write_plots(summary: SweepSummary, out_dir: str | Path, prefix: str | None =
         return made
     if summary.name.endswith(TRIALS_SUFFIX):  # a tuning search: each trial's score
         for key in _numeric_keys(summary):
-            made[f"validation score vs {key}"] = plots.plot_score_scatter(
+            made[f"validation score vs {key}"] = _draw(plots.plot_score_scatter,
                 [{"rule": g.rule, "x": dict(g.key)[key], "y": y} for g in groups
                  for y in g.values("val_accuracy")], PARAM_LABELS.get(key, key),
-                out / f"{prefix}-validation-vs-{_slug(key)}.png", title=summary.name)
+                path=out / f"{prefix}-validation-vs-{_slug(key)}.png", title=summary.name)
     for key in _numeric_keys(summary):  # accuracy against each swept number, per series
-        made[f"accuracy vs {key}"] = plots.plot_accuracy_vs_param(
+        made[f"accuracy vs {key}"] = _draw(plots.plot_accuracy_vs_param,
             _param_series(summary, key), PARAM_LABELS.get(key, key),
-            out / f"{prefix}-accuracy-vs-{_slug(key)}.png", title=summary.name)
+            path=out / f"{prefix}-accuracy-vs-{_slug(key)}.png", title=summary.name)
     pts = []
     for g in groups:  # the note names the setting (and the swept number) next to the point
         (acc, acc_sd), (en, en_sd) = g.mean_std("test_accuracy"), g.mean_std(
@@ -408,38 +416,38 @@ def write_plots(summary: SweepSummary, out_dir: str | Path, prefix: str | None =
         xlabel = ("setting (fields at their most common value not shown)"
                   if _compacted(summary) else "setting")
         drift = any(m[0] == "test_accuracy_drift" for m in summary.metrics)
-        made["accuracy by setting"] = plots.plot_accuracy_bars(
+        made["accuracy by setting"] = _draw(plots.plot_accuracy_bars,
             [{"setting": s, "rule": g.rule,
               **dict(zip(("y", "yerr"), g.mean_std("test_accuracy"), strict=True)),
               **(dict(zip(("y2", "yerr2"), g.mean_std("test_accuracy_drift"), strict=True))
                  if drift else {})} for g, s in settings],
-            out / f"{prefix}-accuracy-by-setting.png", title=summary.name, xlabel=xlabel,
+            path=out / f"{prefix}-accuracy-by-setting.png", title=summary.name, xlabel=xlabel,
             second_label="bar: before drift\ntick: after drift" if drift else None)
-    made["accuracy vs energy"] = plots.plot_accuracy_vs_energy(
-        pts, out / f"{prefix}-accuracy-vs-energy.png", title=summary.name)
+    made["accuracy vs energy"] = _draw(plots.plot_accuracy_vs_energy,
+        pts, path=out / f"{prefix}-accuracy-vs-energy.png", title=summary.name)
     curves = [{"label": _plot_label(summary, g), "rule": g.rule, **dict(zip(("x", "y", "yerr"),
                                                             g.curve("val_accuracy"),
                                                             strict=True))} for g in groups]
-    made["learning curves"] = plots.plot_learning_curves(
-        curves, out / f"{prefix}-learning-curves.png", title=summary.name)
+    made["learning curves"] = _draw(plots.plot_learning_curves,
+        curves, path=out / f"{prefix}-learning-curves.png", title=summary.name)
     clipped = [{"label": _plot_label(summary, g), "rule": g.rule, **dict(zip(
         ("x", "y", "yerr"), g.curve("adc_saturated"), strict=True))} for g in groups]
     if any(v > 0 for c in clipped for v in c["y"]):  # the periphery clipped during training
-        made["ADC saturation during training"] = plots.plot_learning_curves(
-            [c for c in clipped if c["x"]], out / f"{prefix}-adc-saturation.png",
+        made["ADC saturation during training"] = _draw(plots.plot_learning_curves,
+            [c for c in clipped if c["x"]], path=out / f"{prefix}-adc-saturation.png",
             ylabel="share of ADC conversions saturated", title=summary.name)
     angles = [{"label": _plot_label(summary, g), "rule": g.rule, **dict(zip(
         ("x", "y", "yerr"), g.curve("alignment_deg", reduce_layers=True), strict=True))}
         for g in groups]
     angles = [a for a in angles if a["x"]]
     if angles:
-        made["alignment with the true gradient"] = plots.plot_alignment(
-            angles, out / f"{prefix}-alignment.png", title=summary.name)
+        made["alignment with the true gradient"] = _draw(plots.plot_alignment,
+            angles, path=out / f"{prefix}-alignment.png", title=summary.name)
     bars = [{"label": _plot_label(summary, g), "rule": g.rule,
              "breakdown": g.breakdown_per_sample()}
             for g in groups]
-    made["energy by operation kind"] = plots.plot_ledger_breakdown(
-        bars, out / f"{prefix}-ledger.png", title=summary.name)
+    made["energy by operation kind"] = _draw(plots.plot_ledger_breakdown,
+        bars, path=out / f"{prefix}-ledger.png", title=summary.name)
     return made
 
 

@@ -13,6 +13,10 @@ the summary figures users compare rules by:
     fraction of that energy spent in ``transpose`` scopes (BP's emulation of ``Wᵀδ``).
 ``critical_path_ns``
     mean critical-path latency of one training step (see :class:`~analogsim.rules.Schedule`).
+``inference_energy_per_sample_pj``
+    energy of predicting one test sample the rule's way (:meth:`Rule.predict
+    <analogsim.rules.Rule.predict>`): one forward pass for most rules, ``n_classes`` passes
+    of the hidden layers for Forward-Forward's label-by-goodness inference.
 Each epoch record also holds ``adc_saturated``: the share of that epoch's training ADC
 conversions that hit the ADC bound (re-reads of range management included).
 
@@ -39,12 +43,12 @@ from ..fields import check_fields, document_fields, fail, param
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger, energy_breakdown_pj, energy_pj
 from ..kernels import kernel_threads
-from ..layers.network import ModelConfig, Network, build_network, hidden_activation
+from ..layers.network import ModelConfig, build_network, hidden_activation
 from ..rules import OPTIMIZERS, RULES, SGD, Trainer, get_optimizer, get_rule, is_rule
 from ..seeding import derive_rng
 from .data import Dataset, load_dataset, onehot
 
-__all__ = ["TrainConfig", "train", "build_run", "check_io", "ledger_report"]
+__all__ = ["TrainConfig", "train", "build_run", "check_io", "ledger_report", "evaluate"]
 
 TRANSPOSES = ("probe", "shadow", "twin", "bidirectional")
 
@@ -90,7 +94,8 @@ class TrainConfig:
                                     allowed="a table of optimizer options",
                                     doc="options of the optimizer (`optimizer.<option>` keys)")
     data_dir: str | None = param(None, kind="str", optional=True, doc="directory holding the "
-                                 "IDX files of the data sets mnist and fashion")
+                                 "IDX files of the data sets mnist and fashion (or the binary "
+                                 "batches of cifar10)")
 
     def __post_init__(self) -> None:
         check_fields(self, "train")
@@ -119,6 +124,12 @@ def check_io(model: ModelConfig, n_in: int, n_out: int, dataset: str = "the data
     """
     if model.sizes[0] == n_in and model.sizes[-1] == n_out:
         return
+    if model.layers:
+        raise ValueError(
+            f"model {model.name!r}: its layers {list(model.layers)} on input_shape = "
+            f"{list(model.input_shape)} have {model.sizes[0]} inputs and {model.sizes[-1]} "
+            f"outputs, but {dataset} has {n_in} features and {n_out} outputs; allowed: an "
+            f"input_shape with {n_in} values and a last layer of {n_out} outputs")
     fit = [n_in, *model.sizes[1:-1], n_out]
     raise ValueError(
         f"model {model.name!r}: sizes = {list(model.sizes)} has {model.sizes[0]} inputs and "
@@ -126,6 +137,24 @@ def check_io(model: ModelConfig, n_in: int, n_out: int, dataset: str = "the data
         f"allowed: a model with sizes[0] = {n_in} and sizes[-1] = {n_out}, e.g. "
         f"--set 'model.sizes={fit}' (or a preset made for this data set, see "
         "`analogsim presets`)")
+
+
+def check_images(model: ModelConfig, image_shape: tuple[int, ...] | None,
+                 dataset: str = "the data") -> None:
+    """Refuse a convolutional model (``model.layers``) on data whose images have another
+    shape than ``model.input_shape``, or on data that are no images: the rows would be read
+    as maps of the wrong shape."""
+    if not model.layers:
+        return
+    want = tuple(model.input_shape)
+    if image_shape is not None and tuple(image_shape) == want:
+        return
+    have = "holds no images" if image_shape is None else \
+        f"has images of shape {list(image_shape)}"
+    raise ValueError(f"model {model.name!r}: input_shape = {list(want)} (its layers read "
+                     f"maps of that shape), but {dataset} {have}; allowed: a model whose "
+                     "input_shape is the data's image shape (and layers that fit it), or an "
+                     "image data set of that shape")
 
 
 def build_run(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, n_in: int, n_out: int
@@ -220,9 +249,19 @@ def _labels(ds: Dataset, y: np.ndarray) -> np.ndarray:
     return onehot(y, ds.n_classes) if ds.n_classes else y.astype(np.float32)
 
 
-def _evaluate(net: Network, ds: Dataset, split: str) -> tuple[float, float]:
+def evaluate(trainer: Trainer, x: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """``(mean loss, accuracy)`` of the trained network on a labelled set, predicted the
+    rule's way (:meth:`~analogsim.rules.Rule.predict`: one forward pass for most rules,
+    one per class for Forward-Forward); every read is charged to the network's ledger."""
+    z = trainer.rule.predict(trainer.net, x)
+    loss = trainer.net.loss.value(z, target)
+    acc = float(np.mean(np.argmax(z, axis=1) == np.argmax(target, axis=1)))
+    return float(loss), acc
+
+
+def _evaluate(trainer: Trainer, ds: Dataset, split: str) -> tuple[float, float]:
     x, y = ds.get_split(split)
-    loss, acc = net.evaluate(x, _labels(ds, y))
+    loss, acc = evaluate(trainer, x, _labels(ds, y))
     return loss, (acc if ds.n_classes else float("nan"))
 
 
@@ -252,8 +291,13 @@ def train(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, *,
           dataset: Dataset | None = None, on_epoch: Callable[[dict], None] | None = None,
           trainer: Trainer | None = None, start_epoch: int = 0,
           progress: dict[str, Any] | None = None,
-          on_checkpoint: Callable[[Trainer, dict], None] | None = None) -> dict[str, Any]:
+          on_checkpoint: Callable[[Trainer, dict], None] | None = None,
+          on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Train ``cfg.rule`` on ``model`` built on ``hw``; return the run record (see module doc).
+
+    ``on_step(done, total)`` is called after every training step with the number of steps
+    (batches) done and the run's total (``epochs × batches per epoch``; the epochs a resumed
+    run skips count as done): a progress bar's hook.
 
     ``trainer``/``start_epoch``/``progress`` resume a run restored from a checkpoint
     (``progress``: the accounting and epoch records the interrupted run had, so the resumed
@@ -270,14 +314,15 @@ def train(hw: HardwareConfig, model: ModelConfig, cfg: TrainConfig, *,
     """
     with kernel_threads():
         return _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress,
-                      on_checkpoint)
+                      on_checkpoint, on_step)
 
 
 def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=None,
-           on_checkpoint=None) -> dict[str, Any]:
+           on_checkpoint=None, on_step=None) -> dict[str, Any]:
     ds = dataset if dataset is not None else load_dataset(
         cfg.dataset, **({"data_dir": cfg.data_dir} if cfg.data_dir else {}))
     check_io(model, ds.n_features, ds.n_outputs, f"data set {ds.name!r}")
+    check_images(model, ds.image_shape, f"data set {ds.name!r}")
     check_loss(model, ds.n_classes, f"data set {ds.name!r}")
     tr = trainer or build_run(hw, model, cfg, ds.n_features, ds.n_outputs)
     net = tr.net
@@ -295,8 +340,11 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
     for epoch in range(start_epoch, cfg.epochs):
         rng = derive_rng(cfg.seed, "data", "order", epoch)
         loss_sum = 0.0
-        for xb, yb in ds.batches("train", cfg.batch_size, rng):
+        per_epoch = -(-len(ds.x_train) // cfg.batch_size)
+        for k, (xb, yb) in enumerate(ds.batches("train", cfg.batch_size, rng)):
             res = tr.step(xb, _labels(ds, yb))
+            if on_step is not None:
+                on_step(epoch * per_epoch + k + 1, cfg.epochs * per_epoch)
             if not math.isfinite(res.loss):
                 diverged = _diverged(epoch + 1, n_steps + 1, res.loss, loss_ref, cfg)
                 break
@@ -313,7 +361,7 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
                   "adc_saturated": _saturated_share(acct, seen_conv)}
         seen_conv = acct.training()[0]
         record["val_loss"], record["val_accuracy"] = acct.evaluate(
-            lambda: _evaluate(net, ds, "val"))
+            lambda: _evaluate(tr, ds, "val"))
         epochs.append(record)
         if on_epoch is not None:
             on_epoch(record)
@@ -323,9 +371,13 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
                 "cp_sum": cp_sum, "n_steps": n_steps, "loss_ref": loss_ref}})
     nan = float("nan")
     if diverged is None:
-        test_loss, test_acc = acct.evaluate(lambda: _evaluate(net, ds, "test"))
+        before = net.ledger.totals()
+        test_loss, test_acc = acct.evaluate(lambda: _evaluate(tr, ds, "test"))
+        # the test split's evaluation is one inference per test sample (FF: n_classes passes)
+        inference_pj = energy_pj(_sub(net.ledger.totals(), before), hw.cost,
+                                 hw.adc.bits) / max(len(ds.get_split("test")[0]), 1)
     else:  # no accuracy of a diverged network passes as a result
-        test_loss = test_acc = nan
+        test_loss = test_acc = inference_pj = nan
     counts, tr_counts = acct.training()
     rep = ledger_report(counts, tr_counts, hw, n_seen)
     return {
@@ -338,6 +390,7 @@ def _train(hw, model, cfg, dataset, on_epoch, trainer, start_epoch, progress=Non
             "energy_per_sample_pj": rep["energy_per_sample_pj"],
             "transpose_energy_share": rep["transpose_energy_share"],
             "critical_path_ns": cp_sum / max(n_steps, 1),
+            "inference_energy_per_sample_pj": inference_pj,
             "wall_time_s": time.perf_counter() - t0,
             **({"diverged": True, **diverged} if diverged else {}),
         },

@@ -37,9 +37,11 @@ from ..kernels import (
 from ..resources import check_memory
 from ..seeding import check_seed, derive_rng, derive_seed
 from .config import HardwareConfig
+from .inputs import as_rows, check_batch, to_float32
 from .ledger import Ledger
 
-__all__ = ["CrossbarArray", "BidirectionalArray", "ArrayListener", "make_array", "check_batch"]
+__all__ = ["CrossbarArray", "BidirectionalArray", "ArrayListener", "make_array", "check_batch",
+           "to_float32"]
 
 
 class ArrayListener(Protocol):
@@ -50,22 +52,6 @@ class ArrayListener(Protocol):
     def on_update(self, x: np.ndarray, d: np.ndarray, lr: float) -> None: ...
 
     def on_clock(self, seconds: float) -> None: ...
-
-
-def check_batch(name: str, x: object, width: int) -> np.ndarray:
-    """Validate a batch of vectors: float32 ndarray of shape ``(B ≥ 1, width)``.
-
-    Returns a C-contiguous view/copy (layout only; values and dtype are never changed).
-    Finiteness is checked inside the kernels, on the pass that reads the data anyway.
-    """
-    if not isinstance(x, np.ndarray):
-        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(x).__name__}")
-    if x.dtype != np.float32:
-        raise TypeError(f"{name}.dtype = {x.dtype} is not allowed; allowed: float32 "
-                        "(convert explicitly with .astype(np.float32))")
-    if x.ndim != 2 or x.shape[1] != width or x.shape[0] < 1:
-        raise ValueError(f"{name}.shape = {x.shape} is invalid; allowed: (batch >= 1, {width})")
-    return np.ascontiguousarray(x)
 
 
 def _check_real(name: str, v: object, *, positive: bool) -> None:
@@ -110,8 +96,11 @@ class CrossbarArray:
 
     Parameters
     ----------
-    n_out, n_in : int
-        Matrix shape (outputs × inputs).
+    n_in, n_out : int
+        Inputs (rows driven by the DACs) and outputs (columns sensed by the ADCs), in the
+        order of :class:`~analogsim.layers.linear.AnalogLinear` and ``torch.nn.Linear``; the
+        stored matrix, :attr:`shape` and every weight argument are ``(n_out, n_in)``, like
+        ``torch.nn.Linear.weight``.
     hw : HardwareConfig
         The physical description.
     seed : int
@@ -120,15 +109,15 @@ class CrossbarArray:
         Where operations are charged (a fresh root ledger if omitted).
     """
 
-    def __init__(self, n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
+    def __init__(self, n_in: int, n_out: int, hw: HardwareConfig, *, seed: int,
                  ledger: Ledger | None = None) -> None:
-        for pname, v in (("n_out", n_out), ("n_in", n_in)):
+        for pname, v in (("n_in", n_in), ("n_out", n_out)):
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= 1")
         if not isinstance(hw, HardwareConfig):
             raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
-        check_memory(BYTES_PER_CELL * int(n_out) * int(n_in), f"CrossbarArray({n_out}, {n_in})",
-                     "fewer rows or columns")
+        check_memory(BYTES_PER_CELL * int(n_out) * int(n_in),
+                     f"CrossbarArray(n_in={n_in}, n_out={n_out})", "fewer rows or columns")
         self.n_out, self.n_in, self.hw, self.seed = int(n_out), int(n_in), hw, check_seed(seed)
         self.ledger = ledger if ledger is not None else Ledger("array")
         # One counter-based stream per kind of random event (keys for the kernels' generator).
@@ -201,6 +190,13 @@ class CrossbarArray:
     @property
     def n_tiles(self) -> int:
         return (len(self._in_starts) - 1) * (len(self._out_starts) - 1)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(n_in={self.n_in}, n_out={self.n_out}, "
+                f"hw={self.hw.name!r}, seed={self.seed}, tiles={self.n_tiles} of "
+                f"{self.hw.tile.rows} in x {self.hw.tile.cols} out, "
+                f"reads={self._read_counter}, updates={self._update_counter}, "
+                f"clock={self.clock:g} s)")
 
     def subscribe(self, listener: ArrayListener) -> None:
         """Register a listener for intended programs, updates and clock advances."""
@@ -313,13 +309,16 @@ class CrossbarArray:
     def mvm(self, x: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
         """Forward read ``y = ADC(W · DAC(x) + noise)`` for a batch ``x`` of shape (B, n_in).
 
-        Returns float32 (B, n_out). Each call draws fresh noise. With ``maxabs`` DAC
-        scaling the result is rescaled digitally by each sample's ``max|x|``, with
-        ``maxabs_tile`` each input tile's partial sum by that tile's ``max|x|``.
+        Returns float32 (B, n_out); a single vector ``x`` of shape (n_in,) gives (n_out,).
+        Each call draws fresh noise. With ``maxabs`` DAC scaling the result is rescaled
+        digitally by each sample's ``max|x|``, with ``maxabs_tile`` each input tile's
+        partial sum by that tile's ``max|x|``. Inputs: :func:`to_float32`.
         """
+        x, one = as_rows("x", x, self.n_in)
         x = check_batch("x", x, self.n_in)
-        return _analog_read(self, x, self._read_matrix(), self._in_starts, self._out_starts,
-                            self._bounds, ledger or self.ledger, abs_w=self._abs_read_matrix())
+        y = _analog_read(self, x, self._read_matrix(), self._in_starts, self._out_starts,
+                         self._bounds, ledger or self.ledger, abs_w=self._abs_read_matrix())
+        return y[0] if one else y
 
     # ------------------------------------------------------------------ updating
     @blas_single_thread()
@@ -329,15 +328,15 @@ class CrossbarArray:
 
         Parameters
         ----------
-        x : float32 (B, n_in)
+        x : float32 (B, n_in) or (n_in,)
             Inputs (row/column drive on the input side).
-        d : float32 (B, n_out)
-            Errors on the output side.
+        d : float32 (B, n_out) or (n_out,)
+            Errors on the output side (1-D with a 1-D ``x``: a rank-one update).
         lr : float
             Learning rate (> 0) in device units per unit of ``d·x``.
         """
-        x = check_batch("x", x, self.n_in)
-        d = check_batch("d", d, self.n_out)
+        x = check_batch("x", as_rows("x", x, self.n_in)[0], self.n_in)
+        d = check_batch("d", as_rows("d", d, self.n_out)[0], self.n_out)
         if d.shape[0] != x.shape[0]:
             raise ValueError(f"d.shape[0] = {d.shape[0]} differs from x.shape[0] = "
                              f"{x.shape[0]}; allowed: the same batch size")
@@ -522,31 +521,47 @@ class BidirectionalArray(CrossbarArray):
     assumption most simulators make silently; here it is a hardware property you opt into.
     """
 
-    def __init__(self, n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
+    def __init__(self, n_in: int, n_out: int, hw: HardwareConfig, *, seed: int,
                  ledger: Ledger | None = None) -> None:
         if not hw.periphery.bidirectional:
             raise ValueError("periphery.bidirectional = False: this hardware has no transposed "
                              "read; allowed: set periphery.bidirectional = true, or use a "
                              "transpose strategy ('probe', 'shadow', 'twin')")
-        super().__init__(n_out, n_in, hw, seed=seed, ledger=ledger)
+        super().__init__(n_in, n_out, hw, seed=seed, ledger=ledger)
 
     @blas_single_thread()
     def mvm_transposed(self, d: np.ndarray, *, ledger: Ledger | None = None) -> np.ndarray:
-        """Transposed read ``Wᵀ d`` through the same DAC/ADC path: (B, n_out) → (B, n_in)."""
+        """Transposed read ``Wᵀ d`` through the same DAC/ADC path: (B, n_out) → (B, n_in)
+        (a 1-D ``d`` gives a 1-D result)."""
+        d, one = as_rows("d", d, self.n_out)
         d = check_batch("d", d, self.n_out)
         abs_w = self._abs_read_matrix()
-        return _analog_read(self, d, self._read_matrix().T, self._out_starts, self._in_starts,
-                            self._bounds.T, ledger or self.ledger, name="d",
-                            abs_w=None if abs_w is None else abs_w.T)
+        y = _analog_read(self, d, self._read_matrix().T, self._out_starts, self._in_starts,
+                         self._bounds.T, ledger or self.ledger, name="d",
+                         abs_w=None if abs_w is None else abs_w.T)
+        return y[0] if one else y
 
 
-def make_array(n_out: int, n_in: int, hw: HardwareConfig, *, seed: int,
+def make_array(n_in: int, n_out: int, hw: HardwareConfig, *, seed: int,
                ledger: Ledger | None = None) -> CrossbarArray:
-    """Build the array kind the hardware describes (bidirectional only if the config says so)."""
+    """Build the array kind the hardware describes (bidirectional only if the config says so).
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Inputs and outputs, in the order of the layers (``AnalogLinear(n_in, n_out)``); the
+        array's matrix is ``(n_out, n_in)``.
+    hw : HardwareConfig
+        The physical description (e.g. ``get_preset("pcm")``).
+    seed : int
+        Seeds device variation, stuck cells, programming noise and every read/update draw.
+    ledger : Ledger, optional
+        Where operations are charged (a fresh root ledger if omitted).
+    """
     if not isinstance(hw, HardwareConfig):
         raise TypeError(f"hw must be a HardwareConfig, got {type(hw).__name__}")
     cls = BidirectionalArray if hw.periphery.bidirectional else CrossbarArray
-    return cls(n_out, n_in, hw, seed=seed, ledger=ledger)
+    return cls(n_in, n_out, hw, seed=seed, ledger=ledger)
 
 
 # ---------------------------------------------------------------------- the read path

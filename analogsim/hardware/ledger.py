@@ -57,6 +57,11 @@ class Ledger:
         self._total = dict.fromkeys(COUNTERS, 0)
         self._children: dict[str, Ledger] = {}
 
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self._total.items() if v) or "nothing charged"
+        n = sum(1 for _ in self.walk()) - 1
+        return f"Ledger({self.path!r}, {n} sub-scopes, totals: {counts})"
+
     # ------------------------------------------------------------------ scopes
     @property
     def path(self) -> str:

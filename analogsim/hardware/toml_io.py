@@ -33,9 +33,10 @@ Conventions
   values (the dataclass message, which names field, value and the allowed range).
 
 :func:`dumps_hardware` writes every field explicitly (no ``base``), so
-``load_hardware(dumps_hardware(hw)) == hw`` for every valid config. ``models/hardware/``
-holds one such file per preset; regenerate them with
-``python -m analogsim.hardware.toml_io models/hardware``.
+``load_hardware(dumps_hardware(hw)) == hw`` for every valid config.
+``analogsim/data/models/hardware/`` (package data, see :mod:`analogsim.data`; a checkout's
+``models/hardware`` links there) holds one such file per preset; regenerate them with
+``python -m analogsim.hardware.toml_io analogsim/data/models/hardware``.
 """
 
 from __future__ import annotations
@@ -202,12 +203,13 @@ def apply_overrides(hw: HardwareConfig, overrides: Iterable[str]) -> HardwareCon
 
 
 def preset_comment(name: str) -> str:
-    """The header comment of ``models/hardware/<name>.toml``."""
+    """The header comment of ``analogsim/data/models/hardware/<name>.toml``."""
     note = textwrap.fill(f"Hardware preset {name!r}: {PRESET_NOTES[name]}", width=88)
     return (f"{note}\n"
             "Generated from analogsim.hardware.presets; do not edit by hand (a test checks\n"
             "that this file equals the preset). Regenerate with\n"
-            "`python -m analogsim.hardware.toml_io models/hardware`. Units: docs/hardware.md.")
+            "`python -m analogsim.hardware.toml_io analogsim/data/models/hardware`.\n"
+            "Units: docs/hardware.md.")
 
 
 def write_preset_files(directory: str | os.PathLike[str]) -> list[Path]:

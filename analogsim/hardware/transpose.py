@@ -217,7 +217,7 @@ class Twin(TransposeStrategy):
 
     def __init__(self, array: CrossbarArray, *, seed: int, ledger: Ledger | None = None) -> None:
         super().__init__(array, ledger=ledger)
-        self.twin = make_array(array.n_in, array.n_out, array.hw, seed=seed,
+        self.twin = make_array(array.n_out, array.n_in, array.hw, seed=seed,  # stores Wᵀ
                                ledger=self.ledger.child("twin_array"))
         array.subscribe(self)
 

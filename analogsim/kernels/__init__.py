@@ -7,7 +7,14 @@ library's own BLAS products run with BLAS at one thread (:func:`blas_single_thre
 they do not depend on BLAS's thread count either.
 """
 
-from ._numba import blas_single_thread, get_threads, kernel_threads, set_threads
+from ._numba import (
+    CACHE,
+    blas_single_thread,
+    get_threads,
+    kernel_threads,
+    set_threads,
+    when_compiling,
+)
 from .read import adc_read, dac_encode, max_abs
 from .rng import make_key, normal, uniform
 from .update import pulse_update_expected, pulse_update_stochastic
@@ -25,4 +32,6 @@ __all__ = [
     "blas_single_thread",
     "set_threads",
     "get_threads",
+    "when_compiling",
+    "CACHE",
 ]

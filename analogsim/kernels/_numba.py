@@ -76,7 +76,7 @@ from threadpoolctl import ThreadpoolController
 from . import _cache
 
 __all__ = ["jit", "pjit", "pick", "prange", "row_groups", "set_threads", "get_threads",
-           "kernel_threads", "blas_single_thread", "BLAS_SINGLE_THREAD"]
+           "kernel_threads", "blas_single_thread", "BLAS_SINGLE_THREAD", "when_compiling"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -139,6 +139,37 @@ def row_groups(n: int) -> int:
     out of the on-disk cache.
     """
     return max(1, min(n, 4 * numba.get_num_threads()))
+
+
+@contextlib.contextmanager
+def when_compiling(callback: Callable[[], None]):
+    """Call ``callback()`` once, at the first kernel compilation inside the block.
+
+    numba announces a compilation (its ``numba:compile`` event) only on a cache miss — a
+    kernel found in the on-disk cache is loaded without one — so the callback runs exactly
+    when a first run (or a run after a code change, or without a cache) starts compiling,
+    and never on a warm cache. It is how ``analogsim train`` prints its one-line
+    "compiling kernels" notice. Thread-safe; the listener is removed on exit.
+    """
+    from numba.core import event
+
+    fired = threading.Event()
+
+    class _Listener(event.Listener):
+        def on_start(self, ev) -> None:
+            if not fired.is_set():
+                fired.set()
+                callback()
+
+        def on_end(self, ev) -> None:
+            pass
+
+    listener = _Listener()
+    event.register("numba:compile", listener)
+    try:
+        yield
+    finally:
+        event.unregister("numba:compile", listener)
 
 
 def set_threads(n: int) -> None:

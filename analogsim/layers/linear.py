@@ -247,7 +247,7 @@ class AnalogLinear(_Linear):
                              + ", ".join(STRATEGIES))
         self.hw = hw
         self.scale = np.float32(headroom * self.bound / hw.device.w_max)
-        self.array = make_array(self.n_out, self.n_in, hw, seed=derive_seed(self.seed, "array"),
+        self.array = make_array(self.n_in, self.n_out, hw, seed=derive_seed(self.seed, "array"),
                                 ledger=self.ledger.child("array"))
         self.transpose = None
         if transpose is not None:
@@ -260,6 +260,42 @@ class AnalogLinear(_Linear):
         del self._w0
         # Further arrays whose reads are added to this one's (tiki-taka's fast array).
         self._read_terms: list[tuple[object, np.float32]] = []
+        #: Per-output digital factor on top of ``scale`` (None: one scale for the layer),
+        #: ``W = scale · diag(col_scale) · W_dev``; set by :meth:`reprogram`.
+        self.col_scale: np.ndarray | None = None
+        self._remapped = False
+
+    def reprogram(self, w_dev: np.ndarray, scale: float,
+                  col_scale: np.ndarray | None = None) -> None:
+        """Program device weights ``w_dev`` and set the digital mapping to weights.
+
+        Afterwards the layer computes with ``W = scale · diag(col_scale) · W_dev`` (weight
+        units), where ``W_dev`` is what programming (its noise, levels and stuck cells)
+        made of ``w_dev``. Reads, updates (``ΔW_dev = -(lr/scale) (δ/col_scale)ᵀ x``) and
+        ``Wᵀδ`` all follow the new mapping; the bias is untouched.
+
+        Parameters
+        ----------
+        w_dev : ndarray (n_out, n_in)
+            Target device weights, ``|w_dev| <= hw.device.w_max`` (device units).
+        scale : float
+            Weight units per device unit (> 0, finite).
+        col_scale : ndarray (n_out,), optional
+            Per-output factors (> 0, finite); None: one scale for the layer.
+        """
+        if not (isinstance(scale, (int, float, np.floating)) and math.isfinite(scale)
+                and scale > 0):
+            raise ValueError(f"scale = {scale!r} is invalid; allowed: a finite number > 0")
+        if col_scale is not None:
+            col_scale = np.asarray(col_scale, dtype=np.float32)
+            if col_scale.shape != (self.n_out,) or not np.all(np.isfinite(col_scale)) \
+                    or not np.all(col_scale > 0):
+                raise ValueError(f"col_scale has shape {col_scale.shape}; allowed: finite "
+                                 f"values > 0 of shape ({self.n_out},)")
+        self.array.program(w_dev)
+        self.scale = np.float32(scale)
+        self.col_scale = col_scale
+        self._remapped = True
 
     @property
     def transpose_kind(self) -> str | None:
@@ -288,9 +324,15 @@ class AnalogLinear(_Linear):
             self._periphery.charge(digital_mults=y.size, digital_adds=y.size)
         y *= self.scale
         self._periphery.charge(digital_mults=y.size)
+        if self.col_scale is not None:
+            y *= self.col_scale
+            self._periphery.charge(digital_mults=y.size)
         return y
 
     def _update_weights(self, x, delta, lr, optimizer=None):
+        if self.col_scale is not None:  # per-output mapping: the device sees δ / col_scale
+            delta = delta / self.col_scale
+            self._periphery.charge(digital_mults=delta.size)
         if optimizer is not None:
             optimizer.step(self, x, delta, lr)
             return
@@ -302,6 +344,9 @@ class AnalogLinear(_Linear):
                 f"{self.name}: this rule needs Wᵀδ but the layer's array is forward-only and "
                 "has no transpose strategy; allowed: build the layer with transpose = one of "
                 + ", ".join(STRATEGIES) + " (bidirectional only if the hardware supports it)")
+        if self.col_scale is not None:  # Wᵀδ = scale · W_devᵀ (col_scale ⊙ δ)
+            delta = delta * self.col_scale
+            self._periphery.charge(digital_mults=delta.size)
         g = self.transpose.matvec_t(delta)
         g *= self.scale
         self._periphery.charge(digital_mults=g.size)
@@ -311,6 +356,10 @@ class AnalogLinear(_Linear):
         out = {f"array.{k}": v for k, v in self.array.state_dict().items()}
         if self.transpose is not None:
             out.update({f"transpose.{k}": v for k, v in self.transpose.state_dict().items()})
+        if self._remapped:  # only after reprogram: other checkpoints keep their arrays
+            out["scale"] = np.array(self.scale, dtype=np.float32)
+            out["col_scale"] = (self.col_scale.copy() if self.col_scale is not None
+                                else np.zeros(0, dtype=np.float32))
         return {**out, **super().state_dict()}
 
     def load_state_dict(self, state):
@@ -319,5 +368,11 @@ class AnalogLinear(_Linear):
         if self.transpose is not None:
             self.transpose.load_state_dict({k[10:]: v for k, v in state.items()
                                             if k.startswith("transpose.")})
+        if "scale" in state:  # saved after reprogram
+            cols = np.asarray(state["col_scale"], dtype=np.float32)
+            self.scale = np.float32(state["scale"])
+            self.col_scale = cols.copy() if cols.size else None
+            self._remapped = True
         super().load_state_dict({k: v for k, v in state.items()
-                                 if not k.startswith(("array.", "transpose."))})
+                                 if not k.startswith(("array.", "transpose."))
+                                 and k not in ("scale", "col_scale")})

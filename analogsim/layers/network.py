@@ -1,17 +1,24 @@
-"""The network container: a stack of linear layers plus a loss, caching what rules need.
+"""The network container: a stack of weight layers plus a loss, caching what rules need.
 
 Describe → build → run: a :class:`ModelConfig` (frozen, validated, TOML-mappable) describes
 the network; :func:`build_network` builds it on a :class:`HardwareConfig`; rules run it.
+
+A network is either fully connected, described by ``sizes``, or a list of layer strings on an
+input map (``layers`` and ``input_shape``, :mod:`analogsim.layers.layerspec`): convolutions
+(:mod:`analogsim.layers.conv`), pooling and fully connected layers. Either way every layer
+reads and writes flattened activations ``(B, width)``, so the rules see one interface.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fields import check_fields, document_fields, param, text_param
+from ..fields import check_fields, document_fields, fail, param, text_param
 from ..hardware.array import BYTES_PER_CELL
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger
@@ -19,12 +26,17 @@ from ..kernels import blas_single_thread
 from ..resources import check_memory
 from ..seeding import derive_rng, derive_seed
 from .activations import ACTIVATIONS, SURROGATES, THETA_RULES, get_activation
+from .conv import AnalogConv2d, DigitalConv2d
+from .layerspec import LAYER_GRAMMAR, LayerPlan, plan_layers
 from .linear import INITS, AnalogLinear, DigitalLinear, _Linear
 from .losses import LOSSES, get_loss
 
-__all__ = ["ModelConfig", "Network", "Cache", "build_network", "BACKENDS"]
+__all__ = ["ModelConfig", "Network", "Cache", "build_network", "BACKENDS",
+           "with_derived_sizes"]
 
 BACKENDS = ("analog", "digital")
+#: ``sizes`` when not given; with ``layers`` it stands for "derive them".
+_DEFAULT_SIZES = (64, 64, 10)
 
 
 @document_fields
@@ -39,9 +51,10 @@ class ModelConfig:
 
     name: str = param("custom", doc="preset name (shown in reports and checkpoints)")
     sizes: tuple[int, ...] = param(
-        (64, 64, 10), lo=1, hi=1_000_000, min_len=2,
+        _DEFAULT_SIZES, lo=1, hi=1_000_000, min_len=2,
         doc="layer widths (n_input, hidden..., n_output); the runner refuses data of other "
-            "widths")
+            "widths. With `layers` they are derived (the flattened width of the input and of "
+            "every weight layer's output)")
     hidden: str = param("tanh", choices=ACTIVATIONS, doc="activation of the hidden layers")
     output: str = param("identity", choices=ACTIVATIONS,
                         doc="activation of the output layer (`identity` for `xent`)")
@@ -68,19 +81,73 @@ class ModelConfig:
     headroom: float = param(2.0, lo=1, hi=1000,
                             doc="the initial weight bound maps to `w_max / headroom` on the "
                                 "device")
+    input_shape: tuple[int, ...] | None = param(
+        None, kind="ints", lo=1, hi=1_000_000, min_len=3, optional=True,
+        doc="[channels, height, width] of the input map; needed with `layers`")
+    layers: tuple[str, ...] = param(
+        (), kind="strs",
+        doc="the network as layer strings on `input_shape` (docs/conv.md), e.g. "
+            "[\"conv:6x5x5,padding=2\", \"pool:max2\", \"fc:10\"]; empty: `sizes`",
+        allowed=f"a list of layer strings: {LAYER_GRAMMAR}; convs and pools before the first "
+                "fc, a weight layer last")
     description: str = text_param("", compare=False,
                                   doc="one line shown by `analogsim presets` (not compared)")
 
     def __post_init__(self) -> None:
         check_fields(self, "model")
+        if not self.layers:
+            if self.input_shape is not None:
+                fail("model", "input_shape", self.input_shape, "none without layers (a fully "
+                     "connected network's input width is sizes[0])")
+            return
+        widths = tuple(p.n_out for p in self.plan())  # checks input_shape and layers
+        derived = (math.prod(self.input_shape), *widths)
+        if self.sizes not in (derived, _DEFAULT_SIZES):
+            fail("model", "sizes", self.sizes, f"{list(derived)} (what layers gives), or "
+                 "sizes left out: with layers they are derived; layers = [] describes the "
+                 "network by sizes")
+        object.__setattr__(self, "sizes", derived)
+
+    def plan(self) -> list[LayerPlan]:
+        """The weight layers of a ``layers`` network (shapes, pools; empty for ``sizes``)."""
+        if not self.layers:
+            return []
+        return plan_layers(self.input_shape, self.layers,
+                           lambda name, value, allowed: fail("model", name, value, allowed))
 
     def replace(self, **changes) -> ModelConfig:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes``; new ``layers`` or ``input_shape`` re-derive ``sizes``."""
+        return dataclasses.replace(self, **with_derived_sizes(self, changes))
 
     def to_dict(self) -> dict:
+        """Plain fields (lists for tuples); ``input_shape`` and ``layers`` only when set, so a
+        fully connected network's dict (and a stored run's identity) is what it always was."""
         d = dataclasses.asdict(self)
         d["sizes"] = list(self.sizes)
+        if self.layers:
+            d["layers"], d["input_shape"] = list(self.layers), list(self.input_shape)
+        else:
+            del d["layers"], d["input_shape"]
         return d
+
+
+def with_derived_sizes(base: ModelConfig, changes: Mapping[str, object]) -> dict:
+    """``changes`` to ``base``, completed for the ``layers`` form.
+
+    New ``layers`` (or ``input_shape``) without ``sizes`` of their own re-derive ``sizes``
+    (the old derived ones belong to the old layers); ``layers = []`` on a ``layers`` network
+    clears ``input_shape`` and needs ``sizes``.
+    """
+    changes = dict(changes)
+    layers = changes.get("layers", base.layers)
+    if layers and "sizes" not in changes and ("layers" in changes or "input_shape" in changes):
+        changes["sizes"] = _DEFAULT_SIZES
+    if not layers and base.layers:
+        if "sizes" not in changes:
+            fail("model", "layers", changes["layers"], "layers = [] together with sizes (the "
+                 "fully connected description)")
+        changes.setdefault("input_shape", None)
+    return changes
 
 
 def hidden_activation(cfg: ModelConfig, n_units: int):
@@ -107,7 +174,7 @@ class Cache:
 
 
 class Network:
-    """A stack of linear layers (analog or digital) and a loss.
+    """A stack of weight layers (linear or conv, analog or digital) and a loss.
 
     ``forward`` runs every layer in order and, when asked, caches inputs, pre-activations and
     outputs in :attr:`cache`. The output layer's ``u`` is the loss input (logits).
@@ -131,6 +198,17 @@ class Network:
 
     def __len__(self) -> int:
         return len(self.layers)
+
+    def __repr__(self) -> str:
+        where = f" on {self.hw.name!r}" if self.hw is not None else ""
+        name = f"{self.config.name!r}" if self.config is not None else "custom"
+        rows = []
+        for layer in self.layers:
+            extra = getattr(layer, "transpose_kind", None)
+            rows.append(f"  {layer.name}: {type(layer).__name__}({layer.n_in} -> {layer.n_out}"
+                        f", {layer.act.name}" + (f", Wᵀ by {extra}" if extra else "") + ")")
+        return (f"Network({name}{where}, seed={self.seed}, loss={self.loss.name!r}, "
+                f"{len(self.layers)} layers:\n" + "\n".join(rows) + ")")
 
     @property
     def n_in(self) -> int:
@@ -164,7 +242,12 @@ class Network:
         return c.u[-1]
 
     def predict(self, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        """Output layer's ``u`` for ``x`` in batches, without caching (reads are charged)."""
+        """Output layer's ``u`` for ``x`` in batches, without caching (reads are charged).
+
+        ``x``: ``(B, n_in)``, or one sample ``(n_in,)`` (then the result is ``(n_out,)``).
+        """
+        if isinstance(x, np.ndarray) and x.ndim == 1:
+            return self.predict(x[None, :], batch_size)[0]
         outs = [self.forward(x[i:i + batch_size], cache=False)
                 for i in range(0, x.shape[0], batch_size)]
         return np.concatenate(outs, axis=0)
@@ -201,26 +284,45 @@ def build_network(cfg: ModelConfig, hw: HardwareConfig, *, seed: int,
 
     ``transpose`` gives every analog layer a transpose strategy (needed by BP-like rules);
     ``zero_hidden_init`` overrides ``cfg.init`` for the hidden layers (DFA's zero init).
+    A ``layers`` description builds conv layers (:class:`~analogsim.layers.conv.AnalogConv2d`
+    or its digital twin) with the pools before them as their input transform.
     """
     ledger = ledger if ledger is not None else Ledger("network")
-    cells = sum(a * b for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True))
+    plans = cfg.plan() or [LayerPlan("fc", None, a, b)
+                           for a, b in zip(cfg.sizes[:-1], cfg.sizes[1:], strict=True)]
+    cells = sum(_cells(p) for p in plans)
     # A transpose strategy may hold a second copy (twin, shadow) of every array.
     copies = 2 if transpose in ("twin", "shadow") else 1
     check_memory(BYTES_PER_CELL * copies * cells, f"network {cfg.name!r} with sizes "
-                 f"{list(cfg.sizes)} ({cells} weights)", "smaller model.sizes")
+                 f"{list(cfg.sizes)} ({cells} weights)", "smaller model.sizes or layers")
     layers: list[_Linear] = []
-    n = len(cfg.sizes) - 1
     zero = cfg.init == "zero" if zero_hidden_init is None else zero_hidden_init
-    for i in range(n):
-        last = i == n - 1
-        act = _activation(cfg, cfg.output if last else cfg.hidden, cfg.sizes[i + 1])
+    for i, plan in enumerate(plans):
+        last = i == len(plans) - 1
+        act = _activation(cfg, cfg.output if last else cfg.hidden, plan.n_out)
         kw = dict(activation=act, init="zero" if (zero and not last) else "uniform",
                   init_scale=cfg.init_scale, seed=derive_seed(seed, "layer", i),
                   ledger=ledger.child(f"layer{i}"), name=f"layer{i}")
         if cfg.backend == "analog":
-            layers.append(AnalogLinear(cfg.sizes[i], cfg.sizes[i + 1], hw=hw,
-                                       transpose=transpose, refresh=refresh,
-                                       headroom=cfg.headroom, **kw))
-        else:
-            layers.append(DigitalLinear(cfg.sizes[i], cfg.sizes[i + 1], **kw))
+            kw.update(hw=hw, transpose=transpose, refresh=refresh, headroom=cfg.headroom)
+        layers.append(_build_layer(plan, cfg.backend, kw))
     return Network(layers, cfg.loss, ledger=ledger, config=cfg, hw=hw, seed=seed)
+
+
+def _cells(plan: LayerPlan) -> int:
+    """Weights (array cells) of one planned layer."""
+    if plan.kind == "fc":
+        return plan.n_in * plan.n_out
+    kh, kw = plan.window.kernel
+    return plan.c_out * (plan.in_shape[0] // plan.groups) * kh * kw
+
+
+def _build_layer(plan: LayerPlan, backend: str, kw: dict):
+    """One layer of a planned network: linear, or conv (a pooled fc is a covering conv)."""
+    if plan.kind == "fc":
+        cls = AnalogLinear if backend == "analog" else DigitalLinear
+        return cls(plan.n_in, plan.n_out, **kw)
+    cls = AnalogConv2d if backend == "analog" else DigitalConv2d
+    win = plan.window
+    return cls(plan.in_shape, plan.c_out, win.kernel, stride=win.stride, padding=win.padding,
+               dilation=win.dilation, groups=plan.groups, pool=plan.pool, **kw)

@@ -21,7 +21,9 @@ import re
 
 from .base import SGD, Rule, Schedule, StepResult, Trainer, Update
 from .feedback import BP, DFA, DRTP, FA, IFA
+from .forward import PEPITA, ForwardForward
 from .optimizers import OPTIMIZERS, AnalogOptimizer, get_optimizer, optimizer_options
+from .perturbation import ForwardGradient, NodePerturbation
 from .synthetic import DNI, Hybrid
 from .target import DTP, TP
 
@@ -30,7 +32,11 @@ __all__ = ["RULES", "get_rule", "rule_options", "register_rule", "is_rule", "Rul
            "get_optimizer", "optimizer_options"]
 
 RULES: dict[str, type[Rule]] = {"bp": BP, "fa": FA, "dfa": DFA, "ifa": IFA, "drtp": DRTP,
-                                "tp": TP, "dtp": DTP, "dni": DNI, "hybrid": Hybrid}
+                                "tp": TP, "dtp": DTP, "dni": DNI, "hybrid": Hybrid,
+                                # forward reads only (forward.py, perturbation.py)
+                                "forward_forward": ForwardForward, "pepita": PEPITA,
+                                "forward_gradient": ForwardGradient,
+                                "node_perturbation": NodePerturbation}
 
 
 #: Built-in rule names: :func:`register_rule` never replaces these.

@@ -248,6 +248,14 @@ class Rule:
     def forward(self, net: Network, x: np.ndarray, sched: Schedule) -> np.ndarray:
         return net.forward(x, op=sched.op)
 
+    def predict(self, net: Network, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+        """Class scores ``(B, n_out)`` of ``x`` at test time (the argmax is the prediction;
+        the runner's evaluation loss is ``net.loss`` of them). Default: the output layer's
+        ``u`` from one plain forward pass (:meth:`Network.predict`). A rule whose inference
+        differs overrides it (Forward-Forward: one pass per class); its reads go to the
+        network's ledger like the default's, so the test-time cost is charged."""
+        return net.predict(x, batch_size)
+
     def output_error(self, net: Network, z: np.ndarray, target: np.ndarray,
                      sched: Schedule) -> tuple[float, np.ndarray]:
         """Loss and ``e = ∂E/∂z`` (mean over the batch), computed digitally and charged."""

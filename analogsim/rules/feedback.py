@@ -20,6 +20,19 @@ error is :math:`e = \partial E/\partial u_L`; every rule produces per-layer erro
 Feedback matrices :math:`B` are fixed layers: on their own forward-only arrays (programmed
 once, read forward; ``feedback = "analog"``) or in digital memory (``"digital"``). Their
 entries are Glorot-uniform times ``feedback_scale``.
+
+**Conv layers** (:mod:`analogsim.layers.conv`) present flattened maps, so every rule runs on
+them unchanged; ``δ_l`` is the error of the flattened output map. BP's ``Wᵀδ`` is the
+transposed convolution through the kernels' transpose strategies. FA replaces each kernel
+``W_j`` of the transposed convolution by a fixed random kernel ``B_j`` of the same shape
+(:class:`~analogsim.layers.conv.ConvFeedback`; max pooling routes through the forward
+pass's switches). DFA and DRTP project to the flattened output map through a dense fixed
+matrix, as for any layer. IFA reads the error forward through the layers above the first,
+so it refuses a layer that max-pools its input (not linear in the error).
+``conv_layers = "bp"`` (FA, DFA, DRTP) is Crafton et al. (2019)'s hybrid: the conv layers
+learn from the exact gradient — BP from the output through every layer above them, each
+``Wᵀ`` through its transpose strategy (ops ``bp{l}``) — while the fully connected hidden
+layers keep the rule's own signal.
 """
 
 from __future__ import annotations
@@ -31,15 +44,26 @@ from typing import Any
 import numpy as np
 
 from ..fields import Spec, check_fields, fail, param
+from ..layers.conv import conv_feedback
 from ..layers.linear import AnalogLinear, DigitalLinear, init_bound
 from ..layers.network import Network
 from ..seeding import derive_rng
 from .base import OPTION_OWNER, Rule, Schedule, Update, act_deriv, eps_grad
 
 __all__ = ["BP", "FA", "DFA", "IFA", "DRTP", "fixed_layer", "FeedbackOptions", "BPOptions",
-           "DFAOptions"]
+           "DFAOptions", "FAOptions", "CONV_LAYERS"]
 
 FEEDBACK = ("analog", "digital")
+#: How the conv layers of a network learn under FA, DFA and DRTP (module notes).
+CONV_LAYERS = ("same", "bp")
+_CONV_DOC = ("how conv layers learn: `same` (this rule's signal) or `bp` (the exact gradient "
+             "through the transpose strategies, fully connected layers keep this rule: "
+             "Crafton et al. 2019's hybrid)")
+
+
+def _is_conv(layer) -> bool:
+    """A convolution (not a fully connected layer, pooled or not)."""
+    return getattr(layer, "kind", "fc") == "conv"
 
 
 def fixed_layer(net: Network, n_in: int, n_out: int, *, where: str, seed: int, scale: float,
@@ -75,13 +99,17 @@ class FeedbackOptions:
 
 @dataclass(frozen=True)
 class BPOptions(FeedbackOptions):
-    """BP's options: the feedback rules' two, accepted since BP shares their code, but unused —
-    BP has no feedback matrices (``Wᵀδ`` goes through the transpose strategy)."""
+    """BP's options: FA's, accepted since BP shares their code, but unused — BP has no
+    feedback matrices (``Wᵀδ`` goes through the transpose strategy) and trains every layer
+    by BP anyway."""
 
     feedback: str = param("analog", choices=FEEDBACK,
                           doc="unused by bp (no feedback matrices); accepted as for fa")
     feedback_scale: float = param(1.0, lo=0, hi=1000, lo_open=True,
                                   doc="unused by bp (no feedback matrices); accepted as for fa")
+    conv_layers: str = param("same", choices=CONV_LAYERS,
+                             doc="unused by bp (every layer learns by BP); accepted as for fa, "
+                                 "so one sweep key can set it for every rule")
 
 
 @dataclass(frozen=True)
@@ -98,12 +126,21 @@ class _AutoOrBool(Spec):
 
 @dataclass(frozen=True)
 class DFAOptions(FeedbackOptions):
-    """DFA's options: the feedback rules' and ``zero_init`` (see :class:`DFA`)."""
+    """DFA's options: the feedback rules', ``zero_init`` (see :class:`DFA`) and
+    ``conv_layers`` (module notes)."""
 
     zero_init: bool | str = dataclasses.field(default="auto", metadata={"spec": _AutoOrBool(
         doc="start the hidden forward weights at zero: 'auto' only where the hidden "
             "activation's slope at 0 is non-zero (not ReLU)",
         kind="str", allowed_text="'auto', true or false")})
+    conv_layers: str = param("same", choices=CONV_LAYERS, doc=_CONV_DOC)
+
+
+@dataclass(frozen=True)
+class FAOptions(FeedbackOptions):
+    """FA's and DRTP's options: the feedback rules' and ``conv_layers`` (module notes)."""
+
+    conv_layers: str = param("same", choices=CONV_LAYERS, doc=_CONV_DOC)
 
 
 class _ErrorRule(Rule):
@@ -142,6 +179,32 @@ class _ErrorRule(Rule):
             delta = signal
         return Update(layer, c.x[l], delta, after, eps_grad(layer, delta, c.h[l]), name=f"W{l}")
 
+    # ------------------------------------------------------------------ conv_layers = "bp"
+    @property
+    def needs_transpose(self) -> bool:  # type: ignore[override]
+        """True with ``conv_layers = "bp"``: the conv layers' gradient needs ``Wᵀ`` above them."""
+        return getattr(self.options, "conv_layers", "same") == "bp"
+
+    def _bp_layers(self, net: Network) -> frozenset[int]:
+        """Hidden layers that learn by BP: the conv layers with ``conv_layers = "bp"``."""
+        if getattr(self.options, "conv_layers", "same") != "bp":
+            return frozenset()
+        return frozenset(l for l in range(len(net) - 1) if _is_conv(net.layers[l]))
+
+    def _conv_bp(self, net: Network, e: np.ndarray, sched: Schedule) -> list[Update]:
+        """Updates of the BP-trained conv layers: the exact gradient chain from the output
+        error ``e`` down to the lowest of them, each ``Wᵀ`` through the transpose strategy
+        (ops ``bp{l}``); the fully connected layers' BP errors only pass through."""
+        bp = self._bp_layers(net)
+        ups, delta, after = [], e, "loss"
+        for l in range(len(net) - 1, min(bp, default=len(net)), -1):
+            with sched.op(f"bp{l - 1}", (after,)):
+                up = self._hidden(net, l - 1, net.layers[l].backward_input(delta), f"bp{l - 1}")
+            delta, after = up.delta, f"bp{l - 1}"
+            if l - 1 in bp:
+                ups.append(up)
+        return ups
+
 
 class BP(_ErrorRule):
     """Backpropagation; each ``Wᵀδ`` goes through the layer's transpose strategy (charged)."""
@@ -162,30 +225,45 @@ class BP(_ErrorRule):
 
 
 class FA(_ErrorRule):
-    """Feedback alignment: a fixed random ``B_l`` replaces ``W_lᵀ`` at every layer."""
+    """Feedback alignment: a fixed random ``B_l`` replaces ``W_lᵀ`` at every layer (for a
+    conv layer, fixed random kernels in the transposed convolution)."""
 
     name = "fa"
+    Options = FAOptions
 
     def build(self, net):
         super().build(net)
-        self.feedback = {f"B{l}": self._fixed(net, net.layers[l].n_out, net.layers[l].n_in,
-                                              f"B{l}") for l in range(1, len(net))}
+        bp = self._bp_layers(net)
+        self.feedback = {f"B{l}": self._feedback(net, l) for l in range(1, len(net))
+                         if l - 1 not in bp}
+
+    def _feedback(self, net, l: int, matrix: np.ndarray | None = None):
+        layer = net.layers[l]
+        if not hasattr(layer, "transposed"):
+            return self._fixed(net, layer.n_out, layer.n_in, f"B{l}", matrix=matrix)
+        hw = net.hw if self.options.feedback == "analog" else None
+        return conv_feedback(layer, hw=hw, seed=self.stream_seed(f"B{l}"),
+                             scale=self.options.feedback_scale, name=f"B{l}",
+                             ledger=self.ledger.child(f"B{l}"), kernel=matrix)
 
     def set_feedback(self, l: int, matrix: np.ndarray) -> None:
-        """Replace ``B_l`` (shape ``(n_in_l, n_out_l)``); e.g. ``W_lᵀ`` to recover BP."""
-        layer = self.net.layers[l]
-        self.feedback[f"B{l}"] = self._fixed(self.net, layer.n_out, layer.n_in, f"B{l}",
-                                             matrix=np.asarray(matrix, dtype=np.float32))
+        """Replace ``B_l``: shape ``(n_in_l, n_out_l)`` (e.g. ``W_lᵀ``), or for a conv layer a
+        kernel of its ``kernel_shape`` ``(C_o, C/g, k_h, k_w)`` (e.g. its own kernel) — either
+        way the forward weights recover BP."""
+        self.feedback[f"B{l}"] = self._feedback(self.net, l,
+                                                np.asarray(matrix, dtype=np.float32))
 
     def compute(self, net, x, target, sched):
         loss, delta, ups = self._top(net, x, target, sched)
-        after = "loss"
+        bp, after = self._bp_layers(net), "loss"
         for l in range(len(net) - 1, 0, -1):
+            if l - 1 in bp:
+                break  # below: the conv layers, trained by BP
             with sched.op(f"bwd{l - 1}", (after,)):
                 g = self.feedback[f"B{l}"].read(delta)
                 ups.append(self._hidden(net, l - 1, g, f"bwd{l - 1}"))
             delta, after = ups[-1].delta, f"bwd{l - 1}"
-        return loss, ups
+        return loss, ups + self._conv_bp(net, ups[0].delta, sched)
 
 
 class DFA(_ErrorRule):
@@ -207,15 +285,18 @@ class DFA(_ErrorRule):
 
     def build(self, net):
         super().build(net)
+        bp = self._bp_layers(net)
         self.feedback = {f"B{l}": self._fixed(net, net.n_out, net.layers[l].n_out, f"B{l}")
-                         for l in range(len(net) - 1)}
+                         for l in range(len(net) - 1) if l not in bp}
 
     def compute(self, net, x, target, sched):
         loss, e, ups = self._top(net, x, target, sched)
         for l in range(len(net) - 1):
+            if f"B{l}" not in self.feedback:
+                continue  # a conv layer trained by BP
             with sched.op(f"fb{l}", ("loss",)):
                 ups.append(self._hidden(net, l, self.feedback[f"B{l}"].read(e), f"fb{l}"))
-        return loss, ups
+        return loss, ups + self._conv_bp(net, e, sched)
 
 
 class IFA(_ErrorRule):
@@ -224,6 +305,13 @@ class IFA(_ErrorRule):
     name = "ifa"
 
     def build(self, net):
+        for layer in net.layers[1:-1]:
+            if not getattr(layer, "linear_read", True):
+                raise ValueError(
+                    f"rule 'ifa' carries the error forward through {layer.name}'s forward "
+                    f"read, but {layer.name} max-pools its input, which is not linear in the "
+                    "error; allowed: average pooling there (pool:avg…), or another rule (bp, "
+                    "fa, dfa, drtp)")
         super().build(net)
         self.feedback = {"B0": self._fixed(net, net.n_out, net.layers[0].n_out, "B0")}
 
@@ -245,11 +333,13 @@ class DRTP(_ErrorRule):
     """Direct random target projection: ``δ_l = (B_l (−t)) ⊙ f'(u_l)``; no error feedback."""
 
     name = "drtp"
+    Options = FAOptions
 
     def build(self, net):
         super().build(net)
+        bp = self._bp_layers(net)
         self.feedback = {f"B{l}": self._fixed(net, net.n_out, net.layers[l].n_out, f"B{l}")
-                         for l in range(len(net) - 1)}
+                         for l in range(len(net) - 1) if l not in bp}
 
     def compute(self, net, x, target, sched):
         t = -np.asarray(target, dtype=np.float32) / np.float32(x.shape[0])
@@ -257,6 +347,8 @@ class DRTP(_ErrorRule):
         # Hidden updates need only the label: they can start before the forward pass ends.
         loss, e, top = self._top(net, x, target, sched)
         for l in range(len(net) - 1):
+            if f"B{l}" not in self.feedback:
+                continue  # a conv layer trained by BP
             with sched.op(f"fb{l}", (f"fwd{l}",)):
                 ups.append(self._hidden(net, l, self.feedback[f"B{l}"].read(t), f"fb{l}"))
-        return loss, top + ups
+        return loss, top + ups + self._conv_bp(net, e, sched)

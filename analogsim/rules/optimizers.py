@@ -311,7 +311,7 @@ class TikiTaka(AnalogOptimizer):
             check_fields(self, OPTION_OWNER)
 
     def init(self, layer):
-        fast = make_array(layer.n_out, layer.n_in, layer.hw, ledger=Ledger("fast_array"),
+        fast = make_array(layer.n_in, layer.n_out, layer.hw, ledger=Ledger("fast_array"),
                           seed=derive_seed(layer.seed, "optimizer", self._seed_tag, "A"))
         return {"A": fast, "count": np.zeros(2, dtype=np.int64)}  # [updates, next column]
 

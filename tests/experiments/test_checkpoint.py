@@ -69,7 +69,10 @@ def _assert_same_run(a: tuple[dict, object], b: tuple[dict, object]) -> None:
     assert a["energy_breakdown_pj"] == b["energy_breakdown_pj"]
 
 
-CASES = [("bp", {"transpose": "probe"}), ("dfa", {"staleness": 2}), ("dtp", {})]
+CASES = [("bp", {"transpose": "probe"}), ("dfa", {"staleness": 2}), ("dtp", {}),
+         # the forward-only rules: their own seeded streams (wrong labels, perturbations)
+         # and PEPITA's F array are part of the state
+         ("forward_forward", {"staleness": 1}), ("pepita", {}), ("node_perturbation", {})]
 
 
 @pytest.mark.parametrize(("rule", "kw"), CASES, ids=[c[0] for c in CASES])

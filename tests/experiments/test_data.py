@@ -438,14 +438,15 @@ def test_teacher_student_is_deterministic_regression():
 
 
 def test_load_dataset_unknown_name():
-    with pytest.raises(ValueError, match="'cifar'.*digits, mnist-subset, mnist, fashion, teacher"):
+    with pytest.raises(ValueError, match="'cifar'.*digits, mnist-subset, mnist, fashion, "
+                                         "cifar10, teacher"):
         load_dataset("cifar")
 
 
 def test_data_dir_is_refused_for_data_sets_that_take_none() -> None:
     with pytest.raises(ValueError, match=r"^data_dir = '/tmp' does not apply to dataset "
                                          r"'digits'; allowed: no data_dir, or one of the "
-                                         r"data sets mnist, fashion$"):
+                                         r"data sets mnist, fashion, cifar10$"):
         load_dataset("digits", data_dir="/tmp")
 
 

@@ -75,5 +75,21 @@ def test_every_plot_writes_a_png(tmp_path) -> None:
             [{"label": "bp", "rule": "bp", "breakdown": {"adc": 1.0, "pulses": 2.0}}],
             tmp_path / "sub" / "e.png"),
     ]
-    for p in paths:
-        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for ax, name in zip(paths, ("a", "b", "c", "d", "sub/e"), strict=True):
+        assert ax.figure is not None  # each returns its Axes
+        assert (tmp_path / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plots_draw_into_a_given_axes_and_save_only_when_asked(tmp_path) -> None:
+    from matplotlib.figure import Figure
+
+    s = [{"label": "dfa", "rule": "dfa", "x": [1, 2, 3], "y": [0.4, 0.6, 0.7], "yerr": None}]
+    fig = Figure()
+    left, right = fig.subplots(1, 2)
+    assert plots.plot_learning_curves(s, ax=left) is left
+    assert plots.plot_accuracy_vs_param(s, "lr", ax=right, title="t") is right
+    assert len(left.lines) == 1 and right.get_title() == "t"
+    ax = plots.plot_ledger_breakdown([{"label": "x", "rule": "bp", "breakdown": {"adc": 1.0}}])
+    assert ax.figure is not fig and list(tmp_path.iterdir()) == []  # no path: nothing saved
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plots.plot_alignment(s, ax="left")

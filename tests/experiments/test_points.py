@@ -73,9 +73,10 @@ def test_bundles() -> None:
     ({"model.hiden": "relu"}, r"model: key 'hiden' is unknown \(did you mean 'hidden'\?\)"),
     ({"train.lrr": 0.1}, r"train: key 'lrr' is unknown \(did you mean 'lr'\?\)"),
     ({"rule.bogus": 1}, r"^run parameters: rule 'dfa': option 'bogus' is unknown; allowed: "
-                        r"feedback, feedback_scale, zero_init$"),
+                        r"feedback, feedback_scale, zero_init, conv_layers$"),
     ({"rule": "bp", "rule.zero_init": True}, r"rule 'bp': option 'zero_init' is unknown; "
-                                             r"allowed: feedback, feedback_scale$"),
+                                             r"allowed: feedback, feedback_scale, "
+                                             r"conv_layers$"),
     ({"rule": "dtp", "rule.tpo": "inverse"}, r"option 'tpo' is unknown \(did you mean 'top'"),
     ({"rule.feedback": "optical"}, r"^run parameters: rule.feedback = 'optical' is invalid; "
                                    r"allowed: one of 'analog', 'digital'$"),

@@ -65,10 +65,10 @@ def test_bundled_settings_change_the_resolved_config() -> None:
 
 def test_long_specs_exist_and_resolve() -> None:
     assert [p.relative_to(EXPERIMENTS_DIR).as_posix() for p in LONG_SPECS] == [
-        "fashion/optimizer_ablation.toml", "fashion/optimizers.toml",
-        "fashion/optimizers_adc.toml", "fashion/optimizers_core.toml",
-        "fashion/rules_tuned.toml", "fashion/seed_problems.toml",
-        "mnist/rules_table_mnist.toml"]
+        "fashion/forward_rules.toml", "fashion/lenet.toml", "fashion/optimizer_ablation.toml",
+        "fashion/optimizers.toml", "fashion/optimizers_adc.toml",
+        "fashion/optimizers_core.toml", "fashion/rules_tuned.toml",
+        "fashion/seed_problems.toml", "mnist/rules_table_mnist.toml"]
     for path in LONG_SPECS:
         assert path.read_text(encoding="utf-8").startswith("# What it shows:")
         spec = load_spec(path)
@@ -96,6 +96,20 @@ def test_tuned_rules_spec_searches_every_rule_on_two_presets() -> None:
         frozenset({"lr", "lr_aux"})}
 
 
+def test_forward_rules_spec_covers_the_issue_grid() -> None:
+    spec = load_spec(EXPERIMENTS_DIR / "fashion" / "forward_rules.toml")
+    runs = [resolve_point(p) for p in expand(spec)]
+    assert {r.train.rule for r in runs} == {"forward_forward", "pepita", "forward_gradient",
+                                           "node_perturbation", "bp", "dfa"}
+    assert {r.hw.name for r in runs} == {"ideal", "aihwkit_default"}
+    assert {r.model.sizes for r in runs} == {(784, 256, 256, 10)}
+    assert all(r.train.epochs >= 10 and r.train.dataset == "fashion" for r in runs)
+    assert {r.train.seed for r in runs} == {0, 1, 2}
+    section, table, candidates = spec.tuning()
+    assert section == "[search]" and table["metric"] == "val_accuracy"
+    assert {frozenset(c) for c in candidates} == {frozenset({"lr"})}
+
+
 def test_fashion_optimizer_specs_cover_the_issue_grid() -> None:
     full = [resolve_point(p) for p in expand(load_spec(EXPERIMENTS_DIR / "fashion" /
                                                        "optimizers.toml"))]
@@ -106,3 +120,18 @@ def test_fashion_optimizer_specs_cover_the_issue_grid() -> None:
                                                  "agad"}
     assert {r.hw.name for r in full} == {"ideal", "ecram", "pcm", "rram"}
     assert all(r.train.epochs >= 10 and r.train.dataset == "fashion" for r in full)
+
+
+def test_lenet_spec_runs_every_conv_rule_on_two_presets() -> None:
+    spec = load_spec(EXPERIMENTS_DIR / "fashion" / "lenet.toml")
+    runs = [resolve_point(p) for p in expand(spec)]
+    assert {r.model.name for r in runs} == {"lenet5"} and {r.train.dataset for r in runs} == {
+        "fashion"}
+    assert {(r.train.rule, r.train.rule_options["conv_layers"]) for r in runs} == {
+        ("bp", "same"), ("fa", "same"), ("dfa", "same"), ("drtp", "same"), ("dfa", "bp"),
+        ("fa", "bp")}
+    assert {r.hw.name for r in runs} == {"ideal", "aihwkit_default"}
+    assert {r.train.epochs for r in runs} == {10} and {r.train.seed for r in runs} == {0, 1, 2}
+    section, table, candidates = spec.tuning()
+    assert section == "[select]" and table["metric"] == "val_accuracy"
+    assert [c["lr"] for c in candidates] == [0.01, 0.03, 0.1, 0.3]

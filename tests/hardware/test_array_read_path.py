@@ -95,7 +95,7 @@ def test_read_path_matches_reference(preset, transposed):
     hw = _variant(preset)
     n_out, n_in = 600, 1100  # several input blocks; several output tiles on 256-wide tiles
     led = Ledger("a")
-    arr = make_array(n_out, n_in, hw, seed=3, ledger=led)
+    arr = make_array(n_in, n_out, hw, seed=3, ledger=led)
     rng = np.random.default_rng(0)
     arr.program(rng.uniform(-0.2, 0.6, (n_out, n_in)) * hw.device.w_max)
     w = np.float32(hw.device.w_max) * (arr._gp - arr._gm)
@@ -188,7 +188,7 @@ def test_read_options_match_numpy_twin_statistically(scaling, model, n_out, n_in
     5 standard errors), its std the twin's std (all outputs pooled: within 1 %)."""
     hw = _stat_hw(scaling, model)
     rng = np.random.default_rng(11)
-    arr = make_array(n_out, n_in, hw, seed=5)
+    arr = make_array(n_in, n_out, hw, seed=5)
     arr.program(rng.uniform(-0.3, 0.3, (n_out, n_in)) * hw.device.w_max)
     w = oracle.weights(arr)
     x = _mixed_inputs(n_in, hw.tile.rows, 4, rng)
@@ -213,7 +213,7 @@ def test_per_tile_scaling_reduces_the_error_of_mixed_inputs():
     for scaling in ("maxabs", "maxabs_tile"):
         hw = _stat_hw(scaling, "additive", read_noise=0.0, adc_bits=9)
         hw = replace_field(hw, "adc.out_bound", 12.0)
-        arr = make_array(256, 784, hw, seed=1)
+        arr = make_array(784, 256, hw, seed=1)
         arr.program(rng.uniform(-0.3, 0.3, (256, 784)) * hw.device.w_max)
         w = oracle.weights(arr)
         x = rng.standard_normal((200, 784)).astype(np.float32)
@@ -229,7 +229,7 @@ def test_per_tile_scaling_on_one_input_tile_is_per_sample_scaling():
     outs, ledgers = [], []
     for scaling in ("maxabs", "maxabs_tile"):
         hw = replace_field(get_preset("aihwkit_default"), "dac.scaling", scaling)
-        arr = make_array(700, 300, hw, seed=2)  # one input tile, two output tiles
+        arr = make_array(300, 700, hw, seed=2)  # one input tile, two output tiles
         arr.program(w)
         outs.append(arr.mvm(x))
         ledgers.append(arr.ledger.totals())
@@ -244,7 +244,7 @@ def test_pcm_model_without_read_noise_is_bit_identical_to_additive():
     for model in ("additive", "pcm"):
         hw = replace_field(get_preset("rram"), "noise.read_noise", 0.0)
         hw = replace_field(hw, "noise.read_noise_model", model)
-        arr = make_array(300, 1100, hw, seed=8)
+        arr = make_array(1100, 300, hw, seed=8)
         arr.program(np.full((300, 1100), 0.25))
         outs.append(arr.mvm(x))
     np.testing.assert_array_equal(outs[0], outs[1])
@@ -255,7 +255,7 @@ def test_pcm_read_noise_follows_the_weights():
     model gives every output the same read noise."""
     for model, want_quiet in (("pcm", True), ("additive", False)):
         hw = _stat_hw("maxabs", model, read_noise=0.2, out_noise=0.0)
-        arr = make_array(4, 64, hw, seed=0)
+        arr = make_array(64, 4, hw, seed=0)
         w = np.zeros((4, 64))
         w[2:] = 0.5
         arr.program(w)
@@ -281,7 +281,7 @@ def test_per_tile_scaling_charges_a_multiply_per_tile_output(model):
     for scaling in ("maxabs", "maxabs_tile"):
         hw = _stat_hw(scaling, model, adc_bits=9)
         hw = replace_field(hw, "adc.out_bound", 12.0)
-        arr = make_array(600, 784, hw, seed=0)
+        arr = make_array(784, 600, hw, seed=0)
         arr.program(np.full((600, 784), 0.001))
         arr.ledger.reset()
         arr.mvm(np.ones((3, 784), np.float32))
@@ -302,7 +302,7 @@ def test_per_tile_range_management_halves_every_tile_of_a_saturated_sample():
     7-bit level 63 → 31.5 → 32 → 16 reads 16/63 instead of 1/4, +1.6 %.)"""
     hw = replace_field(get_preset("aihwkit_default"), "dac.scaling", "maxabs_tile")
     hw = replace_field(hw, "noise.out_noise", 0.0)
-    arr = make_array(8, 1024, hw, seed=0)
+    arr = make_array(1024, 8, hw, seed=0)
     arr.program(np.full((8, 1024), 0.05))
     x = np.ones((2, 1024), np.float32)
     x[1, 512:] = 0.01

@@ -50,7 +50,7 @@ def _exercise(hw: HardwareConfig, seed: int) -> None:
     """Program, read, update, drift and read again; everything finite and in range."""
     rng = np.random.default_rng(seed)
     n_out, n_in = int(rng.integers(1, 7)), int(rng.integers(1, 9))
-    arr = make_array(n_out, n_in, hw, seed=seed)
+    arr = make_array(n_in, n_out, hw, seed=seed)
     arr.program(rng.uniform(-0.9, 0.9, (n_out, n_in)) * hw.device.w_max)
     x = rng.standard_normal((3, n_in)).astype(np.float32)
     y = arr.mvm(x)
@@ -98,7 +98,7 @@ def _valid(x, width: int) -> bool:
             and x.shape[0] >= 1 and x.shape[1] == width and bool(np.all(np.isfinite(x))))
 
 
-ARRAYS = {name: make_array(4, 5, get_preset(name), seed=1) for name in PRESETS}
+ARRAYS = {name: make_array(5, 4, get_preset(name), seed=1) for name in PRESETS}
 
 
 @fuzz(250)
@@ -126,7 +126,7 @@ LRS = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(
        mode=st.sampled_from(["expected", "stochastic"]))
 def test_pulse_update_inputs(fuzz_cases, name, x, d, lr, mode) -> None:
     fuzz_cases.tick("hardware: CrossbarArray.pulse_update")
-    arr = make_array(4, 5, replace_field(get_preset(name), "update.mode", mode), seed=2)
+    arr = make_array(5, 4, replace_field(get_preset(name), "update.mode", mode), seed=2)
     ok_lr = isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool) \
         and math.isfinite(lr) and lr > 0
     valid = _valid(x, 5) and _valid(d, 4) and x.shape[0] == d.shape[0] and ok_lr
@@ -151,7 +151,7 @@ def test_pulse_update_inputs(fuzz_cases, name, x, d, lr, mode) -> None:
 def test_program_inputs(fuzz_cases, name, w) -> None:
     fuzz_cases.tick("hardware: CrossbarArray.program")
     hw = get_preset(name)
-    arr = CrossbarArray(4, 5, hw, seed=3)
+    arr = CrossbarArray(5, 4, hw, seed=3)
     valid = (isinstance(w, np.ndarray) and w.dtype.kind == "f" and w.shape == (4, 5)
              and bool(np.all(np.isfinite(w))) and float(np.max(np.abs(w))) <= hw.device.w_max)
     try:
@@ -190,7 +190,7 @@ def test_extreme_bits_and_noise_stay_finite(fuzz_cases, dac_bits, adc_bits, read
         hw = replace_field(hw, key, value)
     hw = dataclasses.replace(hw, device=dataclasses.replace(hw.device, w_max=w_max,
                                                             dw_min=w_max * 1e-3))
-    arr = make_array(6, 7, hw, seed=seed)
+    arr = make_array(7, 6, hw, seed=seed)
     rng = np.random.default_rng(seed)
     arr.program(rng.uniform(-w_max, w_max, (6, 7)))
     x = _scaled(rng, magnitude, (5, 7))

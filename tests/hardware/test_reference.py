@@ -23,7 +23,6 @@ from analogsim.fields import (
 from analogsim.hardware.config import ADCConfig, CostModel, HardwareConfig
 from analogsim.hardware.reference import (
     BEGIN,
-    DOCS,
     END,
     hardware_reference_md,
     main,
@@ -33,6 +32,8 @@ from analogsim.hardware.reference import (
 from analogsim.hardware.toml_io import apply_overrides
 
 REGEN = "regenerate with `python -m analogsim.hardware.reference`"
+#: The checkout's page (beside tests/, also when the suite runs against an installed wheel).
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "hardware.md"
 SECTION_CLASSES = {sec: type(getattr(HardwareConfig(), sec)) for sec in HardwareConfig.SECTIONS}
 
 

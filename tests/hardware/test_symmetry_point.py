@@ -26,8 +26,8 @@ def test_zero_spread_keeps_todays_draws_and_steps() -> None:
     """The default draws nothing extra; a spread leaves every earlier draw unchanged."""
     base = soft(up_down=0.2, dtod=0.3, stuck_on=0.1, stuck_off=0.1, drift_nu=0.05,
                 drift_nu_std=0.02)
-    a0 = make_array(12, 9, base, seed=3)
-    a1 = make_array(12, 9, dataclasses.replace(
+    a0 = make_array(9, 12, base, seed=3)
+    a1 = make_array(9, 12, dataclasses.replace(
         base, device=dataclasses.replace(base.device, up_down_dtod=0.1)), seed=3)
     for g0, g1 in zip(oracle.conductances(a0), oracle.conductances(a1), strict=True):
         np.testing.assert_array_equal(g0, g1)  # stuck draws come before the spread
@@ -41,14 +41,14 @@ def test_zero_spread_keeps_todays_draws_and_steps() -> None:
 
 
 def test_symmetry_point_closed_form_without_spread() -> None:
-    a = make_array(6, 5, soft(up_down=0.3), seed=1)
+    a = make_array(5, 6, soft(up_down=0.3), seed=1)
     np.testing.assert_allclose(oracle.symmetry_point(a), 0.3, rtol=0, atol=1e-6)
-    a = make_array(6, 5, soft(up_down=-0.2, w_max=2.0, dw_min=0.02), seed=1)
+    a = make_array(5, 6, soft(up_down=-0.2, w_max=2.0, dw_min=0.02), seed=1)
     np.testing.assert_allclose(oracle.symmetry_point(a), -0.4, rtol=0, atol=2e-6)
 
 
 def test_spread_gives_each_cell_its_own_symmetry_point() -> None:
-    a = make_array(200, 100, soft(up_down=0.1, up_down_dtod=0.05), seed=7)
+    a = make_array(100, 200, soft(up_down=0.1, up_down_dtod=0.05), seed=7)
     w = oracle.symmetry_point(a)
     assert w.dtype == np.float64 and w.shape == (200, 100)
     # Without dtod w*_ij = w_max u_ij, u_ij ~ N(0.1, 0.05²) (the clip at ±1 is 18σ away).
@@ -89,9 +89,9 @@ def test_random_pulses_settle_at_the_symmetry_point(dtod: float) -> None:
 
 def test_symmetry_point_hard_bounds_and_stuck_devices() -> None:
     hard = soft(bounds="hard", up_down=0.2)
-    np.testing.assert_array_equal(oracle.symmetry_point(make_array(3, 4, hard, seed=0)), 1.0)
+    np.testing.assert_array_equal(oracle.symmetry_point(make_array(4, 3, hard, seed=0)), 1.0)
     sym = soft(bounds="hard")
-    assert np.all(np.isnan(oracle.symmetry_point(make_array(3, 4, sym, seed=0))))
+    assert np.all(np.isnan(oracle.symmetry_point(make_array(4, 3, sym, seed=0))))
     stuck = make_array(40, 40, soft(up_down=0.0, stuck_on=0.3), seed=4)
     w = oracle.symmetry_point(stuck)
     plus, minus = oracle.stuck_mask(stuck, "plus"), oracle.stuck_mask(stuck, "minus")
@@ -148,7 +148,7 @@ def test_power_step_gamma_one_follows_soft_bounds_through_the_array() -> None:
     counts = np.random.default_rng(1).integers(-30, 31, (5, 7))
     out = []
     for hw in (base, pw):
-        a = make_array(5, 7, hw, seed=2)
+        a = make_array(7, 5, hw, seed=2)
         a.pulse_cells(counts)
         a.pulse_update(np.ones((2, 7), np.float32), np.ones((2, 5), np.float32), 0.01)
         out.append((oracle.weights(a), oracle.symmetry_point(a)))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from analogsim.data import HARDWARE_DIR
 from analogsim.hardware.config import HardwareConfig, replace_field
 from analogsim.hardware.presets import PRESETS, get_preset
 from analogsim.hardware.toml_io import (
@@ -22,8 +23,9 @@ from analogsim.hardware.toml_io import (
     write_preset_files,
 )
 
-MODELS = Path(__file__).resolve().parents[2] / "models" / "hardware"
-REGEN = "regenerate with `python -m analogsim.hardware.toml_io models/hardware`"
+#: The preset copies inside the package (a checkout's models/hardware links there).
+MODELS = HARDWARE_DIR
+REGEN = "regenerate with `python -m analogsim.hardware.toml_io analogsim/data/models/hardware`"
 
 
 # --------------------------------------------------------------------------- round trips

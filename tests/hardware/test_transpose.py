@@ -13,7 +13,7 @@ IDEAL = get_preset("ideal")
 
 
 def _setup(kind, hw=IDEAL, refresh=1, shape=(5, 7), seed=0):
-    arr = make_array(*shape, hw, seed=seed)
+    arr = make_array(*shape[::-1], hw, seed=seed)  # shape is (n_out, n_in)
     tr = make_transpose(kind, arr, seed=seed + 1, refresh=refresh)
     rng = np.random.default_rng(seed)
     w = rng.uniform(-0.3, 0.3, shape) * hw.device.w_max
@@ -91,13 +91,13 @@ def test_twin_receives_updates_with_its_own_devices():
 
 def test_bidirectional_only_on_bidirectional_hardware():
     hw = replace_field(IDEAL, "periphery.bidirectional", False)
-    arr = make_array(3, 4, hw, seed=0)
+    arr = make_array(4, 3, hw, seed=0)
     with pytest.raises(ValueError, match="bidirectional"):
         make_transpose("bidirectional", arr)
 
 
 def test_unknown_strategy_and_bad_refresh():
-    arr = make_array(3, 4, IDEAL, seed=0)
+    arr = make_array(4, 3, IDEAL, seed=0)
     with pytest.raises(ValueError, match="allowed: probe, shadow, twin, bidirectional"):
         make_transpose("magic", arr)
     with pytest.raises(ValueError, match="refresh"):

@@ -59,7 +59,7 @@ SCRIPT = textwrap.dedent("""
     out["net_eval"] = np.array(net.evaluate(x, t))
     # The public array calls on their own, on ideal hardware (no converters: every last bit
     # of the BLAS product shows).
-    arr = CrossbarArray(256, 784, get_preset("ideal"), seed=5)
+    arr = CrossbarArray(784, 256, get_preset("ideal"), seed=5)
     arr.program(rng.uniform(-3.0, 3.0, (256, 784)))
     xa = rng.random((128, 784), dtype=np.float32)
     out["array_mvm"] = arr.mvm(xa)

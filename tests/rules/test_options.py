@@ -18,14 +18,24 @@ from analogsim.rules.feedback import DFA
 _FEEDBACK = {"feedback": "analog", "feedback_scale": 1.0}
 _TP = {"top": "inverse", "top_lr": 8.0, "inverse": "learned", "noise": 1.0, "headroom": 2.0}
 OLD_DEFAULTS = {
-    "bp": _FEEDBACK, "fa": _FEEDBACK, "ifa": _FEEDBACK, "drtp": _FEEDBACK,
-    "dfa": {**_FEEDBACK, "zero_init": "auto"},
+    # conv_layers (issue 16) is new; its default keeps the old behaviour.
+    "bp": {**_FEEDBACK, "conv_layers": "same"}, "fa": {**_FEEDBACK, "conv_layers": "same"},
+    "ifa": _FEEDBACK,
+    "drtp": {**_FEEDBACK, "conv_layers": "same"},
+    "dfa": {**_FEEDBACK, "zero_init": "auto", "conv_layers": "same"},
     "tp": _TP, "dtp": _TP,
     "dni": {"label": True, "target": "feedback", "bootstrap": True, "feedback": "analog",
             "feedback_scale": 1.0, "headroom": 2.0, "predictor_lr_scale": 100.0,
             "predictor_step": "nlms"},
     "hybrid": {"blocks": 2, "label": True, "headroom": 2.0, "predictor_lr_scale": 100.0,
                "predictor_step": "nlms"},
+    # the forward-only rules (issue 15) were declared with their options from the start
+    "forward_forward": {"threshold": 0.5, "label_scale": 3.0, "head": "goodness",
+                        "skip_first": False},
+    "pepita": {"feedback": "analog", "feedback_scale": 0.5},
+    "forward_gradient": {"sigma": 0.1, "directional": "difference", "perturb": "layer",
+                         "samples": 1},
+    "node_perturbation": {"sigma": 0.1, "noise": "injected", "samples": 1},
 }
 
 
@@ -97,7 +107,8 @@ def test_unknown_option_message_names_no_class_or_python_internals():
     with pytest.raises(ValueError) as info:
         get_rule("dfa", feedbak="digital")
     assert str(info.value) == ("rule 'dfa': option 'feedbak' is unknown (did you mean "
-                               "'feedback'?); allowed: feedback, feedback_scale, zero_init")
+                               "'feedback'?); allowed: feedback, feedback_scale, zero_init, "
+                               "conv_layers")
     with pytest.raises(ValueError, match=r"^rule 'dfa': option 'feedbak' is unknown"):
         DFA(feedbak="digital")  # the class itself gives the same message
     with pytest.raises(ValueError, match=r"^rule = 'dfb' is unknown; allowed: bp, fa, dfa, "):
