@@ -52,7 +52,15 @@ from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger
 from ..seeding import check_seed, derive_seed
 from .activations import Activation, get_activation
-from .linear import AnalogLinear, DigitalLinear, _check_digital, _check_lr, _Linear
+from .linear import (
+    AnalogLinear,
+    DigitalLinear,
+    _check_digital,
+    _check_lr,
+    _Linear,
+    load_periphery_state,
+    periphery_state,
+)
 from .unfold import Pool2d, Window, fold, fold_counts, pair, unfold, unfold_counts
 
 __all__ = ["AnalogConv2d", "DigitalConv2d", "ConvFeedback", "conv_feedback"]
@@ -301,19 +309,13 @@ class _Conv2d:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
-        out = {"b": self.b.copy()}
-        out.update({f"act.{k}": v for k, v in self.act.state_dict().items()})
+        out = periphery_state(self)
         for j, k in enumerate(self.kernels):
             out.update({f"g{j}.{key}": v for key, v in k.state_dict().items()})
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        b = np.asarray(state["b"])
-        if b.shape != (self.c_out,):
-            raise ValueError(f"{self.name}: bias shape {b.shape} is invalid; allowed: "
-                             f"({self.c_out},)")
-        self.b[...] = b
-        self.act.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("act.")})
+        load_periphery_state(self, state)
         for j, k in enumerate(self.kernels):
             p = f"g{j}."
             k.load_state_dict({key[len(p):]: v for key, v in state.items()

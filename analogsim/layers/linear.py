@@ -154,17 +154,27 @@ class _Linear:
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, np.ndarray]:
-        out = {"b": self.b.copy()}
-        out.update({f"act.{k}": v for k, v in self.act.state_dict().items()})
-        return out
+        return periphery_state(self)
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
-        b = np.asarray(state["b"])
-        if b.shape != (self.n_out,):
-            raise ValueError(f"{self.name}: bias shape {b.shape} is invalid; allowed: "
-                             f"({self.n_out},)")
-        self.b[...] = b
-        self.act.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("act.")})
+        load_periphery_state(self, state)
+
+
+def periphery_state(layer) -> dict[str, np.ndarray]:
+    """The digital periphery's state of a layer: bias ``b`` and the activation's (``act.*``)."""
+    out = {"b": layer.b.copy()}
+    out.update({f"act.{k}": v for k, v in layer.act.state_dict().items()})
+    return out
+
+
+def load_periphery_state(layer, state: dict[str, np.ndarray]) -> None:
+    """Restore :func:`periphery_state` (the bias shape is checked, named in the error)."""
+    b = np.asarray(state["b"])
+    if b.shape != layer.b.shape:
+        raise ValueError(f"{layer.name}: bias shape {b.shape} is invalid; allowed: "
+                         f"{layer.b.shape}")
+    layer.b[...] = b
+    layer.act.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("act.")})
 
 
 class DigitalLinear(_Linear):
