@@ -5,9 +5,9 @@
 #      package index into build's isolated environment), from a copy of pyproject.toml,
 #      README.md and analogsim/ (so nothing is written into the checkout);
 #   2. install the wheel with its `test` extra into a fresh venv in a temporary folder;
-#   3. copy tests/ and what the tests read (docs/, examples/, benchmarks/, pyproject.toml for
-#      pytest's settings) into that folder, but not analogsim/, so the only analogsim Python
-#      can import is the installed one (tests/test_packaging.py asserts it, and that the wheel
+#   3. copy tests/ and what the tests read (docs/, examples/, benchmarks/, README.md,
+#      pyproject.toml for pytest's settings) into that folder, but not analogsim/, so the
+#      only analogsim Python can import is the installed one (tests/test_packaging.py asserts it, and that the wheel
 #      holds every file of analogsim/data/), and run pytest there;
 #   4. run `analogsim train` with its defaults and a small `analogsim compare` (the README's
 #      main job: 2 rules, 1 epoch, 1 seed) from an empty folder with the installed command.
@@ -53,7 +53,7 @@ fi
 echo "== copy the tests (not the package) to $WORK/tree"
 mkdir "$WORK/tree"
 cp -R "$REPO/tests" "$REPO/docs" "$REPO/examples" "$REPO/benchmarks" "$REPO/pyproject.toml" \
-    "$WORK/tree/"
+    "$REPO/README.md" "$WORK/tree/"
 find "$WORK/tree" -name __pycache__ -type d -prune -exec rm -rf {} +
 
 cd "$WORK/tree"
