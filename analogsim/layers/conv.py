@@ -51,13 +51,14 @@ from ..hardware.array import check_batch
 from ..hardware.config import HardwareConfig
 from ..hardware.ledger import Ledger
 from ..seeding import check_seed, derive_seed
-from .activations import Activation, get_activation
+from .activations import Activation
 from .linear import (
     AnalogLinear,
     DigitalLinear,
     _check_digital,
     _check_lr,
     _Linear,
+    init_periphery,
     load_periphery_state,
     periphery_state,
 )
@@ -134,14 +135,7 @@ class _Conv2d:
         self.covers = self.window.covers(h, w)
         kh, kw = self.window.kernel
         self.k_in, self.k_out = c_in // self.groups * kh * kw, self.c_out // self.groups
-        if isinstance(activation, str):
-            activation = get_activation(activation, n_units=self.n_out)
-        if not isinstance(activation, Activation):
-            raise TypeError(f"activation must be an Activation or a name, got {activation!r}")
-        self.act = activation
-        self.ledger = ledger if ledger is not None else Ledger(name)
-        self.has_bias = bool(bias)
-        self.b = np.zeros(self.c_out, dtype=np.float32)
+        init_periphery(self, activation, ledger, name, bias, n_act=self.n_out, n_bias=self.c_out)
         # Glorot with the convolution's fans: a kernel entry feeds k_h·k_w outputs per
         # output channel (a covering window is a dense layer: the matrix's fans).
         fan_out = self.k_out * (1 if self.covers else kh * kw)

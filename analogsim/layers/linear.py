@@ -72,14 +72,7 @@ class _Linear:
                 raise ValueError(f"{pname} = {v!r} is invalid; allowed: an integer >= 1")
         self.n_in, self.n_out, self.name = int(n_in), int(n_out), name
         self.seed = check_seed(seed)
-        if isinstance(activation, str):
-            activation = get_activation(activation, n_units=self.n_out)
-        if not isinstance(activation, Activation):
-            raise TypeError(f"activation must be an Activation or a name, got {activation!r}")
-        self.act = activation
-        self.ledger = ledger if ledger is not None else Ledger(name)
-        self.has_bias = bool(bias)
-        self.b = np.zeros(self.n_out, dtype=np.float32)
+        init_periphery(self, activation, ledger, name, bias, n_act=self.n_out, n_bias=self.n_out)
         self.bound = init_bound(self.n_in, self.n_out, init_scale)
         self._w0 = self._initial_weights(init, derive_rng(self.seed, "init"))
 
@@ -158,6 +151,21 @@ class _Linear:
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         load_periphery_state(self, state)
+
+
+def init_periphery(layer, activation, ledger: Ledger | None, name: str, bias: bool, *,
+                   n_act: int, n_bias: int) -> None:
+    """Set a layer's digital periphery: ``act`` (an :class:`Activation` or its name, for
+    ``n_act`` units), ``ledger`` (a new one named ``name`` if None), ``has_bias`` and a zero
+    float32 bias ``b`` of ``n_bias`` entries."""
+    if isinstance(activation, str):
+        activation = get_activation(activation, n_units=n_act)
+    if not isinstance(activation, Activation):
+        raise TypeError(f"activation must be an Activation or a name, got {activation!r}")
+    layer.act = activation
+    layer.ledger = ledger if ledger is not None else Ledger(name)
+    layer.has_bias = bool(bias)
+    layer.b = np.zeros(n_bias, dtype=np.float32)
 
 
 def periphery_state(layer) -> dict[str, np.ndarray]:
