@@ -13,19 +13,30 @@ even ``analogsim --help`` would fail on a read-only install. :func:`choose` pick
 5. ``<temp dir>/analogsim-numba-<uid>``;
 6. none of these: no cache, with one :class:`RuntimeWarning` naming what was tried.
 
+Staleness across modules: numba checks only the timestamp of a function's *own* source
+file, so a kernel compiled against an older version of a helper from another module (an
+inlined device worker, the generator) would be loaded stale after only that module
+changed — in a source checkout, where modules are edited one at a time. :func:`purge_stale`
+keeps a digest of every kernel source beside the cached kernels and removes them when it
+changes (an installed package replaces all its files at once; there the check only costs
+the ~0.1 ms digest).
+
 :func:`configure` applies the choice to ``numba.config`` before any kernel is decorated
 (:mod:`analogsim.kernels._numba` calls it at import).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-__all__ = ["choose", "configure", "writable_dir"]
+__all__ = ["choose", "configure", "purge_stale", "source_salt", "writable_dir"]
+
+SALT_FILE = "analogsim-kernels.salt"
 
 
 def writable_dir(path: Path) -> bool:
@@ -87,3 +98,49 @@ def configure(numba_config, package_cache: Path, env: Mapping[str, str] | None =
                       "NUMBA_CACHE_DIR to a writable directory to cache them.",
                       RuntimeWarning, stacklevel=2)
     return on
+
+
+def source_salt(source_dir: Path) -> str:
+    """Digest (16 hex digits) of the names and contents of the ``*.py`` files in
+    ``source_dir``."""
+    h = hashlib.sha256()
+    for path in sorted(source_dir.glob("*.py")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def kernel_cache_dir(cache_dir: str, source_dir: str) -> Path:
+    """Where numba puts the cached kernels of the modules in ``source_dir`` (an absolute
+    path as in the modules' ``__file__``): beside them (``__pycache__``) for numba's default,
+    else ``<cache_dir>/<dir name>_<sha1 of the path>`` (numba's ``UserProvidedCacheLocator``,
+    numba 0.57–0.61)."""
+    if not cache_dir:
+        return Path(source_dir) / "__pycache__"
+    digest = hashlib.sha1(source_dir.encode()).hexdigest()
+    return Path(cache_dir) / f"{os.path.basename(source_dir)}_{digest}"
+
+
+def purge_stale(where: Path, salt: str) -> int:
+    """Remove numba's index and data files (``*.nbi``, ``*.nbc``) in ``where`` unless the
+    digest stored there equals ``salt``; then store ``salt``. Returns the files removed.
+
+    Never raises: a cache that cannot be cleaned (read-only, a concurrent process) is left
+    to numba, which recompiles what it cannot load.
+    """
+    stamp = where / SALT_FILE
+    try:
+        if stamp.read_text() == salt:
+            return 0
+    except OSError:
+        pass
+    removed = 0
+    try:
+        for path in list(where.glob("*.nb[ic]")):
+            path.unlink(missing_ok=True)
+            removed += 1
+        where.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(salt)
+    except OSError:
+        pass
+    return removed

@@ -82,7 +82,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Whether kernels are cached on disk, and where (:mod:`._cache`: a read-only install falls
 #: back to a per-user or temporary directory, or to no cache with one warning).
-CACHE = _cache.configure(numba.config, Path(__file__).resolve().parent / "__pycache__")
+_HERE = os.path.dirname(os.path.abspath(__file__))  # as numba's locators see the sources
+CACHE = _cache.configure(numba.config, Path(_HERE) / "__pycache__")
+if CACHE:  # numba does not see changes in other modules' helpers: drop kernels built on old ones
+    _cache.purge_stale(_cache.kernel_cache_dir(numba.config.CACHE_DIR, _HERE),
+                       _cache.source_salt(Path(_HERE)))
 FASTMATH = False
 
 prange = numba.prange

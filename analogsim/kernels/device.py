@@ -40,11 +40,16 @@ start of the call (expected mode: from ``Δw``; stochastic mode: coincidences su
 batch), then each cell receives its UP pulses and then its DOWN pulses. Both kernels end in
 the same per-cell worker, :func:`_apply_cells`.
 
-Rows are updated by one of three workers, all bit-identical for the same counts:
+Rows are updated by one of four workers, all bit-identical for the same counts:
 :func:`_apply_cells` visits only the pulsed cells (any counts, cycle-to-cycle noise);
-:func:`_apply_dense` runs every cell of a row through branch-free straight-line code that
+the ``_dense_*`` loops run every cell of a row through branch-free straight-line code that
 vectorises (no ctoc, counts < 256); the ``_one_way_*`` loops are the same for rows whose
-cells are pulsed in one direction only (expected mode), with one power instead of two.
+cells are pulsed in one direction only (expected mode), with one power instead of two;
+:func:`_dense_ctoc` takes rows with cycle-to-cycle noise of which at least a quarter is
+pulsed: the row's normals in one vectorised pass, then a branch-free loop (soft bounds
+through the polynomial ``exp``/``log`` of :mod:`.elementary`, which the per-cell path
+uses too). Measured on 256 × 784 with ctoc 0.3 (one thread): 12.7 against 23.7 ns per cell
+(hard bounds), 27 against 139 ns (soft bounds, where libm's ``pow`` was the cost).
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ import math
 import numpy as np
 
 from ._numba import jit
-from .rng import draw_normal
+from .elementary import exp_nonpos, log_unit, unit_pow
+from .rng import draw_normal, fill_normals, normal_scratch
 
 __all__ = ["apply_row", "apply_one_way_row", "one_way_cell", "row_is_clean"]
 
@@ -162,8 +168,8 @@ def _stage(p, m, alpha, n, up, soft, ctoc, nk, idx0, nbits, stuck_p, stuck_m, ga
         return p2, m2
     if soft:
         if ctoc > 0.0:
-            fp = math.pow(1.0 - alpha, ep)
-            fm = math.pow(1.0 - alpha, em)
+            fp = unit_pow(1.0 - alpha, ep)
+            fm = unit_pow(1.0 - alpha, em)
         else:
             fp = fm = _ipow(1.0 - alpha, n, nbits)
         return _soft(p, m, 1.0 if stuck_p else fp, 1.0 if stuck_m else fm, up)
@@ -217,6 +223,8 @@ def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, 
     pulsed; it needs ctoc = 0, counts < 256 and no power-step response (``gamma = 0``).
     Otherwise only the pulsed cells are visited.
     """
+    if ctoc > 0.0 and gamma == 0.0 and 4 * k >= gpr.size:
+        return _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base)
     if ctoc == 0.0 and gamma == 0.0 and nmax < 256 and 4 * k >= gpr.size:
         args = (gpr, gmr, aur, adr, fpr, fmr, nup, ndn)
         if not soft:
@@ -302,6 +310,72 @@ def _dense_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn):
 
 
 @jit(inline="always")
+def _ctoc_stage(p, m, alpha, n, z_p, z_m, up, soft, ctoc, stuck_p, stuck_m):
+    """:func:`_stage` with ctoc > 0 and no power step, given the pair's two normals, as
+    selects: ``n = 0`` gives ``n_eff = 0`` (a factor of exactly 1, a step of 0, kept)."""
+    nf = np.float64(n)
+    sn = ctoc * math.sqrt(nf)
+    ep = max(nf + sn * z_p, 0.0)
+    em = max(nf + sn * z_m, 0.0)
+    if soft:
+        lg = log_unit(1.0 - alpha)
+        fp = exp_nonpos(ep * lg if ep > 0.0 else 0.0)
+        fm = exp_nonpos(em * lg if em > 0.0 else 0.0)
+        return _soft(p, m, 1.0 if stuck_p else fp, 1.0 if stuck_m else fm, up)
+    p2, m2 = _hard(p, m, 0.5 * alpha * ep, 0.5 * alpha * em, up)
+    return (p if (n == 0) | stuck_p else p2), (m if (n == 0) | stuck_m else m2)
+
+
+@jit(inline="always")
+def _ctoc_body(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, soft, ctoc):
+    """:func:`_apply_cells` over a whole row with ctoc, the normals given (``z[4j + k]``),
+    branch-free; the same bits (``unit_pow`` is ``exp_nonpos(e·log_unit(y))`` there too)."""
+    n_pulses = 0
+    n_bad = 0
+    for j in range(gpr.size):
+        nu = nup[j]
+        nd = ndn[j]
+        au = np.float64(aur[j])
+        ad = np.float64(adr[j])
+        bad = ((nu > 0) & (not _alpha_ok(au))) | ((nd > 0) & (not _alpha_ok(ad)))
+        nu = 0 if bad else nu
+        nd = 0 if bad else nd
+        sp, sm = fpr[j] != 0, fmr[j] != 0
+        p, m = _ctoc_stage(np.float64(gpr[j]), np.float64(gmr[j]), au, nu, z[4 * j],
+                           z[4 * j + 1], True, soft, ctoc, sp, sm)
+        p, m = _ctoc_stage(p, m, ad, nd, z[4 * j + 2], z[4 * j + 3], False, soft, ctoc, sp, sm)
+        gpr[j] = np.float32(p)
+        gmr[j] = np.float32(m)
+        n_pulses += nu + nd
+        n_bad += bad
+    return n_pulses, n_bad
+
+
+@jit(error_model="numpy")
+def _ctoc_soft(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc):
+    return _ctoc_body(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, True, ctoc)
+
+
+@jit(error_model="numpy")
+def _ctoc_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc):
+    return _ctoc_body(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, False, ctoc)
+
+
+@jit
+def _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base):
+    """Every cell of a row with cycle-to-cycle noise: the row's 4 normals per cell drawn in
+    one vectorised pass (:func:`.rng.fill_normals`, the same numbers as ``draw_normal``
+    one by one), then the branch-free device loop. Pays off once a quarter of the row is
+    pulsed (normals of unpulsed cells are drawn and not used)."""
+    n = gpr.size
+    z = np.empty(4 * n, dtype=np.float64)
+    fill_normals(nk, 4 * base, z, np.empty(normal_scratch(4 * n), dtype=np.uint64))
+    if soft:
+        return _ctoc_soft(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc)
+    return _ctoc_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc)
+
+
+@jit(inline="always")
 def _bit_length(n):
     nb = 0
     while (n >> nb) > 0:
@@ -321,6 +395,8 @@ def apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft
     power per cell. Sparse rows, ctoc, the power-step response and counts ≥ 256 take the
     general path (after compacting the pulsed cells into ``idx``; ``k`` is their number).
     """
+    if ctoc > 0.0 and gamma == 0.0 and 4 * k >= gpr.size:
+        return _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base)
     if ctoc == 0.0 and gamma == 0.0 and nmax < 256 and 4 * k >= gpr.size:
         if not soft:
             return _one_way_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn)

@@ -547,23 +547,25 @@ def _train(skey, idx0, thr, per, bl):
 
 
 @jit
-def _transpose64(a):
-    """In place: bit ``j`` of ``a[i]`` ↔ bit ``i`` of ``a[j]`` (64 × 64 bit matrix).
+def _column_words(skey, idx0, per, thr, lo, hi):
+    """One block of 64 columns: ``lo[tp]`` (``hi[tp]``) has bit ``jj`` set when column
+    ``jj`` fires at bit ``2tp`` (``2tp + 1``), i.e. when the low (high) 32 bits of draw
+    ``idx0 + jj·per + tp`` are below ``thr[jj]``.
 
-    Swaps the off-diagonal blocks of halves, quarters, … (Hacker's Delight 7-3), 6·32
-    word operations instead of 64·64 bit moves.
+    The words are built directly, 64 columns at a time: every draw of the block is
+    independent of the others, so the loop over ``jj`` vectorises (AVX-512: eight SplitMix
+    draws, compares and shifts per instruction) and no bit transpose is needed. Columns with
+    ``thr = 0`` (zero inputs, padding) are drawn too and never fire: cheaper than a branch.
     """
-    j = 32
-    m = np.uint64(0x00000000FFFFFFFF)
-    while j != 0:
-        sj = np.uint64(j)
-        for k in range(0, 64, 2 * j):
-            for r in range(k, k + j):
-                t = ((a[r] >> sj) ^ a[r + j]) & m
-                a[r] ^= t << sj
-                a[r + j] ^= t
-        j >>= 1
-        m ^= m << np.uint64(j)
+    for tp in range(per):
+        lw = _ZERO
+        hw = _ZERO
+        for jj in range(64):
+            h = _mix(skey + (np.uint64(idx0 + jj * per + tp) + _ONE) * _GAMMA)
+            lw |= np.uint64((h & _MASK32) < thr[jj]) << np.uint64(jj)
+            hw |= np.uint64((h >> _S32) < thr[jj]) << np.uint64(jj)
+        lo[tp] = lw
+        hi[tp] = hw
 
 
 @pjit
@@ -571,14 +573,17 @@ def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips):
     """Column trains, transposed: bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` = column ``j``
     fires at bit ``t`` of sample ``b``; ``xneg[b]`` marks the columns with ``x_bj < 0``.
 
-    Each column's train is drawn on its own (consecutive draws, as for the rows), then
-    each block of 64 trains is transposed into the 64-column words.
+    Column ``j``'s bits are the same draws as a row's train (:func:`_train`: draw
+    ``(b·n + j)·per + ⌊t/2⌋``, low half for even ``t``), made 64 columns at a time
+    (:func:`_column_words`).
     """
     skey = stream_key(key, ctr)
     n = x.shape[1]
     per = (bl + 1) // 2
     for b in prange(x.shape[0]):
-        trains = np.empty(64, dtype=np.uint64)
+        thr = np.empty(64, dtype=np.uint64)
+        lo = np.empty(per, dtype=np.uint64)
+        hi = np.empty(per, dtype=np.uint64)
         n_clip = 0
         for w in range(xneg.shape[1]):
             j0 = 64 * w
@@ -586,14 +591,15 @@ def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips):
             neg = _ZERO
             for jj in range(m):
                 v = x[b, j0 + jj]
-                thr, cut = _threshold(v, scale)
+                t, cut = _threshold(v, scale)
+                thr[jj] = t
                 n_clip += cut
                 neg |= np.uint64(v < 0.0) << np.uint64(jj)
-                trains[jj] = _train(skey, (b * n + j0 + jj) * per, thr, per, bl)
-            trains[m:] = 0
+            thr[m:] = 0
             xneg[b, w] = neg
-            _transpose64(trains)
-            xt[b * bl:(b + 1) * bl, w] = trains[:bl]
+            _column_words(skey, (b * n + j0) * per, per, thr, lo, hi)
+            for t in range(bl):
+                xt[b * bl + t, w] = hi[t >> 1] if t & 1 else lo[t >> 1]
         clips[b] = n_clip
 
 

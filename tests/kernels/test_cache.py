@@ -81,3 +81,44 @@ def test_read_only_install_imports_and_runs(tmp_path, home_ok) -> None:
     assert "cache True []" in out.stdout
     if home_ok:  # else the system temp dir (TMPDIR is unusable: tempfile falls back to /tmp)
         assert list((home / ".cache" / "analogsim" / "numba").rglob("*.nbi"))
+
+
+def test_kernel_cache_dir_is_where_numba_puts_the_kernels(tmp_path) -> None:
+    from numba.core.caching import UserProvidedCacheLocator
+
+    src = str(tmp_path / "pkg" / "kernels")
+    sub = UserProvidedCacheLocator.get_suitable_cache_subpath(os.path.join(src, "update.py"))
+    assert _cache.kernel_cache_dir("/c", src) == Path("/c") / sub
+    assert _cache.kernel_cache_dir("", src) == Path(src) / "__pycache__"
+
+
+def test_source_salt_follows_every_kernel_source(tmp_path) -> None:
+    (tmp_path / "read.py").write_text("a = 1\n")
+    (tmp_path / "device.py").write_text("b = 2\n")
+    salt = _cache.source_salt(tmp_path)
+    (tmp_path / "notes.txt").write_text("not a source")
+    assert _cache.source_salt(tmp_path) == salt
+    (tmp_path / "device.py").write_text("b = 3\n")
+    assert _cache.source_salt(tmp_path) != salt
+
+
+def test_purge_stale_drops_kernels_built_on_other_sources(tmp_path) -> None:
+    """numba would load update.py's kernels built against an older device.py: a changed
+    digest removes the cached kernels (only numba's files) and records the new digest."""
+    for name in ("update.f-1.py311.nbi", "update.f-1.py311.1.nbc"):
+        (tmp_path / name).write_text("x")
+    (tmp_path / "update.cpython-311.pyc").write_text("python's, not numba's")
+    assert _cache.purge_stale(tmp_path, "aaaa") == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [_cache.SALT_FILE,
+                                                          "update.cpython-311.pyc"]
+    (tmp_path / "read.g-2.py311.nbi").write_text("x")
+    assert _cache.purge_stale(tmp_path, "aaaa") == 0                  # same sources: kept
+    assert (tmp_path / "read.g-2.py311.nbi").exists()
+    assert _cache.purge_stale(tmp_path, "bbbb") == 1
+    assert (tmp_path / _cache.SALT_FILE).read_text() == "bbbb"
+
+
+def test_purge_stale_never_raises(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert _cache.purge_stale(blocker / "sub", "s") == 0

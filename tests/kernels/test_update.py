@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from test_elementary import unit_pow_twin  # the device workers' exp(e log y), bit for bit
 
 from analogsim.kernels import make_key, normal, pulse_update_expected, pulse_update_stochastic
 from analogsim.kernels.rng import sub_key
@@ -15,7 +16,7 @@ MASK = (1 << 64) - 1
 GAMMA, M1, M2, C0 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB, \
     0x6A09E667F3BCC909
 TAG_CTOC, TAG_X, TAG_D = 1, 2, 3
-_pow = np.frompyfunc(math.pow, 2, 1)  # libm pow, as the kernel calls it
+_pow = np.frompyfunc(math.pow, 2, 1)  # libm pow, as the power-step response calls it
 
 
 # --------------------------------------------------------------------------- twins
@@ -72,7 +73,7 @@ def stage(p, m, alpha, n, up, soft, ctoc, z, gamma=0.0):
         return pow_device(p, alpha, e[0], up, gamma), pow_device(m, alpha, e[1], not up, gamma)
     if soft:
         if ctoc > 0:
-            fp, fm = (_pow(1.0 - alpha, ek).astype(np.float64) for ek in e)
+            fp, fm = (unit_pow_twin(1.0 - alpha, ek) for ek in e)
         else:
             fp = fm = ipow(1.0 - alpha, n)
         # Potentiation as G + (1 - G)(1 - f): f = 1 (no pulse) leaves G exactly.
@@ -170,10 +171,12 @@ def dev_kw(dev):
 @pytest.mark.parametrize("stuck", [0.1, 0.0])
 @pytest.mark.parametrize(("nmax", "density"), [(3, 1.0), (15, 0.6), (90, 0.9), (300, 0.8),
                                                (7, 0.05)])
-def test_device_worker_with_fixed_counts(soft, stuck, nmax, density):
+@pytest.mark.parametrize("ctoc", [0.0, 0.35])
+def test_device_worker_with_fixed_counts(soft, stuck, nmax, density, ctoc):
     """dw = n·dw_min with dw_min a power of two: counts are exact, no rounding draw decides.
     The cases cover the fused count-and-update loops (counts < 16 and < 256, rows with and
-    without stuck devices), the dense row path and the compacted one."""
+    without stuck devices), the dense row paths (with and without ctoc) and the compacted
+    one."""
     rng = np.random.default_rng(nmax)
     shape = (6, 70)
     dev = make_device(shape, seed=nmax, alpha=(0.0, 0.01), stuck=stuck)
@@ -181,9 +184,9 @@ def test_device_worker_with_fixed_counts(soft, stuck, nmax, density):
     n = rng.integers(-nmax, nmax + 1, shape) * (rng.random(shape) < density)
     dw_min = 2.0**-10
     dw = (n * dw_min).astype(np.float32)
-    want, total, _ = expected_twin(dev, dw, dw_min, soft, 0.0, 10_000, KEY, 4)
+    want, total, _ = expected_twin(dev, dw, dw_min, soft, ctoc, 10_000, KEY, 4)
     gp, gm = dev["gp"].copy(), dev["gm"].copy()
-    got = pulse_update_expected(gp, gm, dw, dw_min=dw_min, soft=soft, ctoc=0.0,
+    got = pulse_update_expected(gp, gm, dw, dw_min=dw_min, soft=soft, ctoc=ctoc,
                                 max_pulses=10_000, key=KEY, counter=4, **dev_kw(dev))
     assert got == (total, 0) == (int(np.abs(n).sum()), 0)
     np.testing.assert_array_equal(gp, want[0])
@@ -334,10 +337,13 @@ def test_ctoc_spreads_the_step_with_the_right_std():
 # --------------------------------------------------------------------------- stochastic mode
 
 
-@pytest.mark.parametrize(("soft", "um", "ctoc", "bl"), [
-    (True, True, 0.0, 31), (False, False, 0.0, 7), (True, False, 0.3, 64), (False, True, 0.5, 1),
+@pytest.mark.parametrize(("soft", "um", "ctoc", "bl", "lr"), [
+    (True, True, 0.0, 31, 0.05), (False, False, 0.0, 7, 0.05), (True, False, 0.3, 64, 0.05),
+    (False, True, 0.5, 1, 0.05),
+    # few pulses: rows from 4 % to 33 % pulsed, so both ctoc paths (compacted, dense)
+    (True, False, 0.3, 2, 0.0003), (False, False, 0.45, 2, 0.0003),
 ])
-def test_stochastic_matches_twin(soft, um, ctoc, bl):
+def test_stochastic_matches_twin(soft, um, ctoc, bl, lr):
     rng = np.random.default_rng(bl)
     b, n_out, n_in = 6, 5, 70            # 70 inputs: two 64-column words, one partial
     x = rng.standard_normal((b, n_in)).astype(np.float32)
@@ -345,7 +351,7 @@ def test_stochastic_matches_twin(soft, um, ctoc, bl):
     x[0, 5] = 40.0                       # probability cut at 1
     d = rng.standard_normal((b, n_out)).astype(np.float32)
     dev = make_device((n_out, n_in), seed=bl, alpha=(0.001, 0.01))
-    lr, dw_min = 0.05, 0.01
+    dw_min = 0.01
     want, total, cut = stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, KEY, 6)
     gp, gm = dev["gp"].copy(), dev["gm"].copy()
     got = pulse_update_stochastic(gp, gm, x, d, lr, bl=bl, dw_min=dw_min, update_management=um,
@@ -468,17 +474,35 @@ def test_stochastic_rejects_bad_arguments(kw, exc, pattern):
         pulse_update_stochastic(**stochastic_args(**kw))
 
 
-def test_bit_transpose():
-    from analogsim.kernels.update import _transpose64
+@pytest.mark.parametrize(("n", "bl"), [(70, 31), (64, 8), (5, 1), (130, 64)])
+def test_column_words_are_the_documented_trains(n, bl):
+    """Bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` is bit ``t`` of column ``j``'s train
+    (zero inputs never fire; padding columns stay 0), in both builds of the driver."""
+    from analogsim.kernels.update import _pack_columns
 
-    rng = np.random.default_rng(0)
-    a = rng.integers(0, 2**63, 64, dtype=np.uint64) * np.uint64(2) + rng.integers(
-        0, 2, 64, dtype=np.uint64)
-    bits = (a[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)   # bits[i, j]
-    t = a.copy()
-    _transpose64(t)
-    got = (t[:, None] >> np.arange(64, dtype=np.uint64)) & np.uint64(1)
-    np.testing.assert_array_equal(got, bits.T)
+    rng = np.random.default_rng(n + bl)
+    x = rng.standard_normal((3, n)).astype(np.float32)
+    x[:, ::4] = 0.0
+    x[1, 2] = 9.0                                       # p = 0.3·9 > 1: cut
+    key, counter, scale = make_key(3, 4), 17, 0.3
+    bits, cut = trains_twin(x, scale, bl, key, counter)  # (B, bl, n)
+    n_words = -(-n // 64)
+    padded = np.zeros((3, bl, 64 * n_words), dtype=np.uint64)
+    padded[:, :, :n] = bits
+    want = (padded.reshape(3, bl, n_words, 64) << np.arange(64, dtype=np.uint64)).sum(
+        axis=-1, dtype=np.uint64)
+    for driver in (_pack_columns, _pack_columns.serial):
+        xt = np.full((3 * bl + 1, n_words), 7, dtype=np.uint64)
+        xneg = np.zeros((4, n_words), dtype=np.uint64)
+        clips = np.zeros(3, dtype=np.int64)
+        driver(x, scale, bl, np.uint64(key), np.uint64(counter), xt, xneg, clips)
+        np.testing.assert_array_equal(xt[:-1].reshape(3, bl, n_words), want)
+        assert int(clips.sum()) == cut >= 1
+        neg = np.zeros((3, 64 * n_words), dtype=np.uint64)
+        neg[:, :n] = x < 0
+        np.testing.assert_array_equal(
+            xneg[:3], (neg.reshape(3, n_words, 64) << np.arange(64, dtype=np.uint64)).sum(
+                axis=-1, dtype=np.uint64))
 
 
 def test_expected_in_row_blocks_equals_one_call():
