@@ -579,10 +579,34 @@ def _adc_driver(y, out, sqnorm, var, per_output, scale, read_std, out_std, level
     skey = stream_key(key, ctr)
     counts = np.zeros((batch, 2), dtype=np.int64)
     noisy = read_std > 0.0 or out_std > 0.0
+    n_out = y.shape[1]
+    # Narrow outputs (a conv layer's few channels over B·P windows): the normals of several
+    # samples are drawn in one pass (their indices b·n_out + i are consecutive), not a
+    # short pass per sample; same numbers, same order of conversion.
+    narrow = noisy and bounds.size == 1 and 2 * n_out <= _CHUNK
+    rows = _CHUNK // n_out if narrow else 1
     for g in prange(n_groups):
         z = np.empty(_CHUNK)
         scratch = np.empty(normal_scratch(_CHUNK), dtype=np.uint64)
-        for b in range(g * batch // n_groups, (g + 1) * batch // n_groups):
+        r1 = (g + 1) * batch // n_groups
+        z0 = 0
+        for b in range(g * batch // n_groups, r1):
+            if narrow:
+                if (b - g * batch // n_groups) % rows == 0:
+                    fill_normals(skey, b * n_out, z[:min(rows, r1 - b) * n_out], scratch)
+                    z0 = 0
+                zr = z[z0:z0 + n_out]
+                z0 += n_out
+                sigma = 1.0 if per_output else math.sqrt(
+                    read_std * read_std * np.float64(sqnorm[b]) + out_std * out_std)
+                n_sat, n_bad = _adc_narrow_row(y[b], out[b], zr, sigma, var[b] if per_output
+                                               else var[0], per_output, read_std, out_std,
+                                               np.float64(scale[b]), levels,
+                                               np.float64(bounds[0]))
+                counts[b, 0] = n_sat
+                counts[b, 1] = n_bad
+                sat_rows[b] = n_sat > 0
+                continue
             if per_output:
                 # The normals are scaled by their own σ_bi in place (see _adc_row); the
                 # conversion then adds them with unit factor, which is exact.
@@ -631,6 +655,21 @@ def _adc_row(yr, outr, idx0, sigma, var_r, per_output, read_std, out_std, s, lev
             n_sat += sat
             n_bad += bad
     return n_sat, n_bad
+
+
+@jit
+def _adc_narrow_row(yr, outr, zr, sigma, var_r, per_output, read_std, out_std, s, levels,
+                    bound):
+    """:func:`_adc_row` for one sample of a single row tile whose normals ``zr`` were drawn
+    with its neighbours' (noise on, so ``sigma > 0`` unless ``per_output``)."""
+    if per_output:
+        rs2 = read_std * read_std
+        os2 = out_std * out_std
+        for i in range(zr.size):
+            zr[i] *= math.sqrt(rs2 * np.float64(var_r[i]) + os2)
+    if levels > 0 and sigma > 0.0:
+        return _convert_noisy(yr, outr, zr, sigma, s, levels / bound, bound / levels, bound)
+    return _adc_span(yr, outr, zr, sigma, s, levels, bound)
 
 
 @jit

@@ -547,20 +547,21 @@ def _train(skey, idx0, thr, per, bl):
 
 
 @jit
-def _column_words(skey, idx0, per, thr, lo, hi):
-    """One block of 64 columns: ``lo[tp]`` (``hi[tp]``) has bit ``jj`` set when column
+def _column_words(skey, idx0, per, thr, width, lo, hi):
+    """One block of ``width ≤ 64`` columns: ``lo[tp]`` (``hi[tp]``) has bit ``jj`` set when column
     ``jj`` fires at bit ``2tp`` (``2tp + 1``), i.e. when the low (high) 32 bits of draw
     ``idx0 + jj·per + tp`` are below ``thr[jj]``.
 
     The words are built directly, 64 columns at a time: every draw of the block is
     independent of the others, so the loop over ``jj`` vectorises (AVX-512: eight SplitMix
     draws, compares and shifts per instruction) and no bit transpose is needed. Columns with
-    ``thr = 0`` (zero inputs, padding) are drawn too and never fire: cheaper than a branch.
+    ``thr = 0`` (zero inputs, padding up to a multiple of 8) are drawn too and never fire:
+    cheaper than a branch.
     """
     for tp in range(per):
         lw = _ZERO
         hw = _ZERO
-        for jj in range(64):
+        for jj in range(width):
             h = _mix(skey + (np.uint64(idx0 + jj * per + tp) + _ONE) * _GAMMA)
             lw |= np.uint64((h & _MASK32) < thr[jj]) << np.uint64(jj)
             hw |= np.uint64((h >> _S32) < thr[jj]) << np.uint64(jj)
@@ -597,7 +598,8 @@ def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips):
                 neg |= np.uint64(v < 0.0) << np.uint64(jj)
             thr[m:] = 0
             xneg[b, w] = neg
-            _column_words(skey, (b * n + j0) * per, per, thr, lo, hi)
+            # A narrow last block (conv1 of LeNet: 25 columns) draws whole vectors, not 64.
+            _column_words(skey, (b * n + j0) * per, per, thr, min(64, (m + 7) & ~7), lo, hi)
             for t in range(bl):
                 xt[b * bl + t, w] = hi[t >> 1] if t & 1 else lo[t >> 1]
         clips[b] = n_clip
