@@ -131,9 +131,20 @@ class DFAOptions(FeedbackOptions):
 
     zero_init: bool | str = dataclasses.field(default="auto", metadata={"spec": _AutoOrBool(
         doc="start the hidden forward weights at zero: 'auto' only where the hidden "
-            "activation's slope at 0 is non-zero (not ReLU)",
+            "activation's slope at 0 is non-zero (not ReLU), and never with conv_layers = "
+            "'bp'",
         kind="str", allowed_text="'auto', true or false")})
     conv_layers: str = param("same", choices=CONV_LAYERS, doc=_CONV_DOC)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.zero_init is True and self.conv_layers == "bp":
+            # Zero conv kernels see a zero gradient through zero fully connected weights,
+            # and the fully connected layers see zero inputs: nothing ever moves.
+            raise ValueError("rule.zero_init = True is invalid with rule.conv_layers = 'bp': "
+                             "the BP-trained conv layers would start at zero and get no "
+                             "gradient through the zero weights above them; allowed: "
+                             "zero_init = 'auto' or False with conv_layers = 'bp'")
 
 
 @dataclass(frozen=True)
@@ -280,7 +291,12 @@ class DFA(_ErrorRule):
 
     @property
     def zero_init(self) -> bool | str:
-        """The ``zero_init`` option (read by the runner before it builds the network)."""
+        """The ``zero_init`` option (read by the runner before it builds the network);
+        ``"auto"`` is False with ``conv_layers = "bp"`` (Crafton's hybrid starts from the
+        usual random weights: zero conv kernels would never get a BP gradient through the
+        zero fully connected weights above them, nor those an input)."""
+        if self.options.zero_init == "auto" and self.options.conv_layers == "bp":
+            return False
         return self.options.zero_init
 
     def build(self, net):

@@ -110,6 +110,23 @@ def test_conv_layers_bp_charges_the_transpose_and_runs_in_the_runner(digits):
     assert plain["metrics"]["transpose_energy_share"] == 0
 
 
+def test_dfa_hybrid_starts_from_random_weights_and_learns(digits):
+    """DFA's zero start would freeze Crafton's hybrid (zero kernels get no BP gradient
+    through zero FC weights, and the FC layers see zero inputs): 'auto' starts it from
+    random weights, and it learns the digits as plain DFA does."""
+    assert get_rule("dfa", conv_layers="bp").zero_init is False
+    assert get_rule("dfa").zero_init == "auto"
+    with pytest.raises(ValueError, match=r"^rule.zero_init = True is invalid with "
+                                         r"rule.conv_layers = 'bp'"):
+        get_rule("dfa", conv_layers="bp", zero_init=True)
+    cfg = TrainConfig(rule="dfa", epochs=2, lr=0.3, seed=0, rule_options={"conv_layers": "bp"},
+                      transpose="probe")
+    hybrid = train(IDEAL, DIGITS_CONV, cfg, dataset=digits)["metrics"]["test_accuracy"]
+    plain = train(IDEAL, DIGITS_CONV, TrainConfig(rule="dfa", epochs=2, lr=0.3, seed=0),
+                  dataset=digits)["metrics"]["test_accuracy"]
+    assert hybrid > 0.5 and plain > 0.5, (hybrid, plain)
+
+
 def test_conv_layers_option_is_validated():
     with pytest.raises(ValueError, match=r"^rule.conv_layers = 'all' is invalid; allowed: one "
                                          r"of 'same', 'bp'$"):
