@@ -237,6 +237,25 @@ def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, 
 
 
 @jit(inline="always")
+def _cell_counts(nup, ndn, aur, adr, j, check):
+    """Counts and steps ``(n_up, n_down, α_up, α_down, refused)`` of cell ``j``; with
+    ``check``, a cell whose step is bad for a direction it is pulsed in gets no pulse.
+
+    Bitwise, not short-circuit, logic: keeps the row loops free of branches.
+    """
+    nu = nup[j]
+    nd = ndn[j]
+    au = np.float64(aur[j])
+    ad = np.float64(adr[j])
+    bad = False
+    if check:
+        bad = ((nu > 0) & (not _alpha_ok(au))) | ((nd > 0) & (not _alpha_ok(ad)))
+        nu = 0 if bad else nu
+        nd = 0 if bad else nd
+    return nu, nd, au, ad, bad
+
+
+@jit(inline="always")
 def _dense_body(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, wide, clean):
     """:func:`_apply_cells` over a whole row with full-length counts, no ctoc, counts < 256.
 
@@ -247,16 +266,7 @@ def _dense_body(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, wide, clean):
     n_pulses = 0
     n_bad = 0
     for j in range(gpr.size):
-        nu = nup[j]
-        nd = ndn[j]
-        au = np.float64(aur[j])
-        ad = np.float64(adr[j])
-        bad = False
-        if not clean:
-            # Bitwise, not short-circuit, logic: keeps the loop free of branches.
-            bad = ((nu > 0) & (not _alpha_ok(au))) | ((nd > 0) & (not _alpha_ok(ad)))
-            nu = 0 if bad else nu
-            nd = 0 if bad else nd
+        nu, nd, au, ad, bad = _cell_counts(nup, ndn, aur, adr, j, not clean)
         sp, sm = fpr[j] != 0, fmr[j] != 0
         p = np.float64(gpr[j])
         m = np.float64(gmr[j])
@@ -333,13 +343,7 @@ def _ctoc_body(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, soft, ctoc):
     n_pulses = 0
     n_bad = 0
     for j in range(gpr.size):
-        nu = nup[j]
-        nd = ndn[j]
-        au = np.float64(aur[j])
-        ad = np.float64(adr[j])
-        bad = ((nu > 0) & (not _alpha_ok(au))) | ((nd > 0) & (not _alpha_ok(ad)))
-        nu = 0 if bad else nu
-        nd = 0 if bad else nd
+        nu, nd, au, ad, bad = _cell_counts(nup, ndn, aur, adr, j, True)
         sp, sm = fpr[j] != 0, fmr[j] != 0
         p, m = _ctoc_stage(np.float64(gpr[j]), np.float64(gmr[j]), au, nu, z[4 * j],
                            z[4 * j + 1], True, soft, ctoc, sp, sm)
