@@ -503,7 +503,8 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     # Counts reach batch·bl: that many bits, but never fewer than the three planes (ones,
     # twos, fours) the adders always write (a smaller table would be indexed past its end).
     n_planes = max(3, (batch * bl).bit_length())
-    drive = pick(_coincidence_driver, gp.size // 4)
+    # Work in cell updates: with cycle-to-cycle noise each cell draws four normals (~4x).
+    drive = pick(_coincidence_driver, gp.size if ctoc > 0.0 else gp.size // 4)
     n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
                             frozen_m, soft, ctoc, nkey, c, n_planes,
                             1 if drive is _coincidence_driver.serial else row_groups(shape[0]),
