@@ -580,10 +580,10 @@ def _adc_driver(y, out, sqnorm, var, per_output, scale, read_std, out_std, level
     counts = np.zeros((batch, 2), dtype=np.int64)
     noisy = read_std > 0.0 or out_std > 0.0
     n_out = y.shape[1]
-    # Narrow outputs (a conv layer's few channels over B·P windows): the normals of several
-    # samples are drawn in one pass (their indices b·n_out + i are consecutive), not a
-    # short pass per sample; same numbers, same order of conversion.
-    narrow = noisy and bounds.size == 1 and 2 * n_out <= _CHUNK
+    # Narrow outputs (a conv layer's few channels over B·P windows): one short call per
+    # sample, and the normals of several samples drawn in one pass (their indices
+    # b·n_out + i are consecutive), not a short pass per sample; same numbers and order.
+    narrow = bounds.size == 1 and 2 * n_out <= _CHUNK
     rows = _CHUNK // n_out if narrow else 1
     for g in prange(n_groups):
         z = np.empty(_CHUNK)
@@ -593,11 +593,12 @@ def _adc_driver(y, out, sqnorm, var, per_output, scale, read_std, out_std, level
         for b in range(g * batch // n_groups, r1):
             if narrow:
                 if (b - g * batch // n_groups) % rows == 0:
-                    fill_normals(skey, b * n_out, z[:min(rows, r1 - b) * n_out], scratch)
+                    if noisy:
+                        fill_normals(skey, b * n_out, z[:min(rows, r1 - b) * n_out], scratch)
                     z0 = 0
                 zr = z[z0:z0 + n_out]
                 z0 += n_out
-                sigma = 1.0 if per_output else math.sqrt(
+                sigma = (1.0 if noisy else 0.0) if per_output else math.sqrt(
                     read_std * read_std * np.float64(sqnorm[b]) + out_std * out_std)
                 n_sat, n_bad = _adc_narrow_row(y[b], out[b], zr, sigma, var[b] if per_output
                                                else var[0], per_output, read_std, out_std,
@@ -661,8 +662,8 @@ def _adc_row(yr, outr, idx0, sigma, var_r, per_output, read_std, out_std, s, lev
 def _adc_narrow_row(yr, outr, zr, sigma, var_r, per_output, read_std, out_std, s, levels,
                     bound):
     """:func:`_adc_row` for one sample of a single row tile whose normals ``zr`` were drawn
-    with its neighbours' (noise on, so ``sigma > 0`` unless ``per_output``)."""
-    if per_output:
+    with its neighbours' (unused, and not drawn, when ``sigma = 0``)."""
+    if per_output and sigma > 0.0:
         rs2 = read_std * read_std
         os2 = out_std * out_std
         for i in range(zr.size):

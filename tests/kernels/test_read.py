@@ -227,18 +227,19 @@ def test_adc_per_output_variance_matches_twin(bits, read_std, out_std):
 
 @pytest.mark.parametrize("per_output", [False, True])
 @pytest.mark.parametrize(("n", "bits"), [(6, 8), (25, None), (128, 4)])
-def test_adc_narrow_outputs_match_twin(per_output, n, bits):
+@pytest.mark.parametrize("noise", [(0.05, 0.1), (0.0, 0.0)])
+def test_adc_narrow_outputs_match_twin(per_output, n, bits, noise):
     """Few outputs over many samples in one row tile (a conv layer's channels over its
     windows): normals drawn for several samples in one pass give the twin's numbers,
     across group boundaries of the parallel build (613 samples)."""
     y, out, sq, sc = adc_case(b=613, n=n, seed=n)
     var = read_var_case(613, n, seed=n) if per_output else None
     bounds = np.array([6.0], dtype=np.float32)
-    want = adc_twin(y, out, None if per_output else sq, sc, 0.05, 0.1, bits, bounds, 512,
+    want = adc_twin(y, out, None if per_output else sq, sc, *noise, bits, bounds, 512,
                     KEY, 5, read_var=var)
     got_out = out.copy()
     kw = dict(read_var=var) if per_output else dict(sqnorm_block=sq)
-    n_sat, rows = adc_read(y, got_out, scale=sc, read_std=0.05, out_std=0.1, bits=bits,
+    n_sat, rows = adc_read(y, got_out, scale=sc, read_std=noise[0], out_std=noise[1], bits=bits,
                            bounds=bounds, row_tile=512, key=KEY, counter=5, **kw)
     np.testing.assert_array_equal(got_out, want[0])
     assert n_sat == want[1]
