@@ -18,6 +18,9 @@ For the network 784-256-256-10 (tanh hidden units, softmax cross-entropy) on 784
   does), so the time is measured, not extrapolated (``--quick`` extrapolates from a short run
   and says so).
 
+``--rounds N`` prints, instead, the steps the speed targets name (DFA, BP bidirectional and
+probe, FA) at 1 and 2 numba threads as the median and range over ``N`` interleaved rounds.
+
 Timings are medians (``--repeats`` steps, ``--epochs`` epochs) after warm-up; ratios compare
 medians measured in the same process, so machine load affects both sides. The training loop
 runs inside :func:`analogsim.kernels.kernel_threads` (BLAS at one thread), as
@@ -234,6 +237,39 @@ def run_target(args, x, t) -> list[tuple[str, int, int, float, float, bool]]:
     return out
 
 
+ROUND_VARIANTS = (("dfa", None), ("bp", "bidirectional"), ("bp", "probe"), ("fa", None))
+
+
+def run_rounds(args, x, t, sizes) -> None:
+    """The speed targets' steps as the median and spread of ``--rounds`` rounds.
+
+    Each round measures, at 1 and at 2 numba threads, the plain step and then each
+    variant's step (median of ``--repeats``), so every ratio is same-moment; the trainers
+    are built once and keep training on the same batch across rounds.
+    """
+    xb, tb = np.ascontiguousarray(x[:args.batch]), np.ascontiguousarray(t[:args.batch])
+    plain = PlainBP(sizes)
+    for preset in args.presets:
+        trainers = {v: build_trainer(Variant(preset, *v), sizes, args.batch)
+                    for v in ROUND_VARIANTS}
+        ratios: dict[tuple, list[float]] = {}
+        for _ in range(args.rounds):
+            for th in (1, 2):
+                set_threads(th)
+                for v, tr in trainers.items():
+                    p_step = median_time(lambda: plain.step(xb, tb), args.repeats, args.warmup)
+                    step = median_time(lambda tr=tr: tr.step(xb, tb), args.repeats,
+                                       args.warmup)
+                    ratios.setdefault((v, th), []).append(step / p_step)
+        print(f"\n{preset}: step / plain float32 BP step, {args.rounds} rounds of "
+              f"{args.repeats} steps, batch {args.batch}")
+        print(f"{'rule':<22}{'threads':>8}{'median':>9}{'min':>7}{'max':>7}")
+        for (v, th), r in ratios.items():
+            label = v[0] + (f"/{v[1]}" if v[1] else "")
+            print(f"{label:<22}{th:>8}{statistics.median(r):>8.2f}x{min(r):>6.2f}x"
+                  f"{max(r):>6.2f}x")
+
+
 # --------------------------------------------------------------------------- reporting
 
 
@@ -280,6 +316,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-target", action="store_true", help="skip the DFA 60k epoch")
     ap.add_argument("--threads", type=int, default=None,
                     help="numba threads (default: NUMBA_NUM_THREADS, i.e. all cores)")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="instead of the tables: dfa, bp/bidirectional, bp/probe and fa at 1 "
+                    "and 2 numba threads, median and spread over this many rounds")
     args = ap.parse_args(argv)
     if args.threads is not None:
         set_threads(args.threads)
@@ -294,6 +333,11 @@ def main(argv: list[str] | None = None) -> None:
     args.target_samples = 2 * max(args.target_batches) if args.quick else TARGET_SAMPLES
     print(machine_info())
     print(f"load average before: {os.getloadavg()[0]:.2f}")
+    if args.rounds:
+        with kernel_threads():
+            run_rounds(args, x, t, sizes)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+        return
     with kernel_threads():
         base, rows = run_rules(args, x, t, sizes)
         target = [] if args.no_target else run_target(args, x, t)

@@ -77,3 +77,15 @@ def test_scaling_benchmark_writes_plot_and_table(runs):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = md.read_text()
     assert "| read |" in text and "| stochastic |" in text and "slopes" in text
+
+
+def test_training_benchmark_rounds_mode_prints_median_and_spread(tmp_path):
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "1",
+           "OMP_NUM_THREADS": "1"}
+    res = subprocess.run([sys.executable, str(BENCH / "bench_training.py"), "--quick",
+                          "--rounds", "1", "--presets", "ideal"], capture_output=True,
+                         text=True, env=env, cwd=tmp_path, timeout=TIMEOUT_S)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [ln.split() for ln in res.stdout.splitlines() if ln.startswith(("dfa ", "bp/"))]
+    assert {(r[0], r[1]) for r in rows} == {(v, th) for v in ("dfa", "bp/bidirectional",
+                                                              "bp/probe") for th in "12"}
