@@ -244,22 +244,29 @@ def run_rounds(args, x, t, sizes) -> None:
     """The speed targets' steps as the median and spread of ``--rounds`` rounds.
 
     Each round measures, at 1 and at 2 numba threads, the plain step and then each
-    variant's step (median of ``--repeats``), so every ratio is same-moment; the trainers
-    are built once and keep training on the same batch across rounds.
+    variant's step (median of ``--repeats``), so every ratio is same-moment. The trainers
+    are built once and keep training on fresh shuffled batches throughout (a step's cost
+    depends on how many cells its errors pulse: one batch stepped on again and again would
+    shrink its error and flatter the update).
     """
-    xb, tb = np.ascontiguousarray(x[:args.batch]), np.ascontiguousarray(t[:args.batch])
+    def feed():
+        for epoch in range(10**9):
+            yield from batches(x, t, args.batch, len(x) - len(x) % args.batch, seed=epoch)
+
     plain = PlainBP(sizes)
     for preset in args.presets:
         trainers = {v: build_trainer(Variant(preset, *v), sizes, args.batch)
                     for v in ROUND_VARIANTS}
+        data = {v: feed() for v in (None, *ROUND_VARIANTS)}
         ratios: dict[tuple, list[float]] = {}
         for _ in range(args.rounds):
             for th in (1, 2):
                 set_threads(th)
                 for v, tr in trainers.items():
-                    p_step = median_time(lambda: plain.step(xb, tb), args.repeats, args.warmup)
-                    step = median_time(lambda tr=tr: tr.step(xb, tb), args.repeats,
-                                       args.warmup)
+                    p_step = median_time(lambda d=data: plain.step(*next(d[None])),
+                                         args.repeats, args.warmup)
+                    step = median_time(lambda tr=tr, d=data[v]: tr.step(*next(d)),
+                                       args.repeats, args.warmup)
                     ratios.setdefault((v, th), []).append(step / p_step)
         print(f"\n{preset}: step / plain float32 BP step, {args.rounds} rounds of "
               f"{args.repeats} steps, batch {args.batch}")
