@@ -14,13 +14,13 @@ stuck devices and with valid steps (checked per row) skip the per-cell tests. Ot
 ``Dᵀ X`` pass ``dw_scale = -lr`` instead of forming ``-lr Dᵀ X``, and may update a large
 matrix in cache-sized blocks of rows (``first_row``) with the same bits.
 
-Stochastic mode: each pulse train is drawn per column/row from consecutive draws; the
-column trains are transposed 64 at a time into "which columns fire at bit ``(b, t)``"
-words. Coincidences are counted sparsely: for row ``i`` every firing bit ``(b, t)`` of its
-train adds that word vector into bit-sliced counters (Harley–Seal trees of carry-save
-adders over eight vectors, 64 columns per machine word), ``O(density · B · bl · n_in / 64)``
-word operations per row instead of ``O(B · bl · n_in / 64)`` for a dense AND-popcount
-product.
+Stochastic mode: each pulse train is drawn per column/row from consecutive draws; for the
+columns the draws of 64 columns are made together and packed straight into "which columns
+fire at bit ``(b, t)``" words. Coincidences are counted sparsely: for row ``i`` every firing
+bit ``(b, t)`` of its train adds that word vector into bit-sliced counters (Harley–Seal
+trees of carry-save adders over eight vectors, 64 columns per machine word),
+``O(density · B · bl · n_in / 64)`` word operations per row instead of
+``O(B · bl · n_in / 64)`` for a dense AND-popcount product.
 
 Drivers allocate their scratch once per group of rows (:func:`._numba.row_groups`), and
 small calls run the serial build of the driver (:func:`._numba.pick`).
@@ -554,7 +554,7 @@ def _column_words(skey, idx0, per, thr, width, lo, hi):
     ``jj`` fires at bit ``2tp`` (``2tp + 1``), i.e. when the low (high) 32 bits of draw
     ``idx0 + jj·per + tp`` are below ``thr[jj]``.
 
-    The words are built directly, 64 columns at a time: every draw of the block is
+    The words are built directly, a block of columns at a time: every draw of the block is
     independent of the others, so the loop over ``jj`` vectorises (AVX-512: eight SplitMix
     draws, compares and shifts per instruction) and no bit transpose is needed. Columns with
     ``thr = 0`` (zero inputs, padding up to a multiple of 8) are drawn too and never fire:
