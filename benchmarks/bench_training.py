@@ -51,7 +51,7 @@ from bench_crossbar import machine_info  # noqa: E402
 from analogsim.experiments.data import load_dataset, onehot  # noqa: E402
 from analogsim.experiments.runner import TrainConfig, build_run  # noqa: E402
 from analogsim.hardware.presets import get_preset  # noqa: E402
-from analogsim.kernels import kernel_threads, set_threads  # noqa: E402
+from analogsim.kernels import get_threads, kernel_threads, set_threads  # noqa: E402
 from analogsim.layers.network import ModelConfig  # noqa: E402
 from analogsim.rules import RULES, get_rule  # noqa: E402
 
@@ -243,12 +243,15 @@ ROUND_VARIANTS = (("dfa", None), ("bp", "bidirectional"), ("bp", "probe"), ("fa"
 def run_rounds(args, x, t, sizes) -> None:
     """The speed targets' steps as the median and spread of ``--rounds`` rounds.
 
-    Each round measures, at 1 and at 2 numba threads, the plain step and then each
+    Each round measures, at 1 and at 2 numba threads (1 only where the process has one), the
+    plain step and then each
     variant's step (median of ``--repeats``), so every ratio is same-moment. The trainers
     are built once and keep training on fresh shuffled batches throughout (a step's cost
     depends on how many cells its errors pulse: one batch stepped on again and again would
     shrink its error and flatter the update).
     """
+    max_threads = get_threads()  # the process's count before the rounds change it
+
     def feed():
         for epoch in range(10**9):
             yield from batches(x, t, args.batch, len(x) - len(x) % args.batch, seed=epoch)
@@ -260,7 +263,7 @@ def run_rounds(args, x, t, sizes) -> None:
         data = {v: feed() for v in (None, *ROUND_VARIANTS)}
         ratios: dict[tuple, list[float]] = {}
         for _ in range(args.rounds):
-            for th in (1, 2):
+            for th in sorted({1, min(2, max_threads)}):
                 set_threads(th)
                 for v, tr in trainers.items():
                     p_step = median_time(lambda d=data: plain.step(*next(d[None])),

@@ -113,7 +113,7 @@ def test_conv_layers_bp_charges_the_transpose_and_runs_in_the_runner(digits):
 def test_dfa_hybrid_starts_from_random_weights_and_learns(digits):
     """DFA's zero start would freeze Crafton's hybrid (zero kernels get no BP gradient
     through zero FC weights, and the FC layers see zero inputs): 'auto' starts it from
-    random weights, and it learns the digits as plain DFA does."""
+    random weights, and it learns the digits (it stayed at 0.1 from a zero start)."""
     assert get_rule("dfa", conv_layers="bp").zero_init is False
     assert get_rule("dfa").zero_init == "auto"
     with pytest.raises(ValueError, match=r"^rule.zero_init = True is invalid with "
@@ -121,10 +121,8 @@ def test_dfa_hybrid_starts_from_random_weights_and_learns(digits):
         get_rule("dfa", conv_layers="bp", zero_init=True)
     cfg = TrainConfig(rule="dfa", epochs=2, lr=0.3, seed=0, rule_options={"conv_layers": "bp"},
                       transpose="probe")
-    hybrid = train(IDEAL, DIGITS_CONV, cfg, dataset=digits)["metrics"]["test_accuracy"]
-    plain = train(IDEAL, DIGITS_CONV, TrainConfig(rule="dfa", epochs=2, lr=0.3, seed=0),
-                  dataset=digits)["metrics"]["test_accuracy"]
-    assert hybrid > 0.5 and plain > 0.5, (hybrid, plain)
+    # Plain DFA's > 0.5 on this net: test_dfa_and_drtp_learn_digits_with_a_conv_layer.
+    assert train(IDEAL, DIGITS_CONV, cfg, dataset=digits)["metrics"]["test_accuracy"] > 0.5
 
 
 def test_conv_layers_option_is_validated():
