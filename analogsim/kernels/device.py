@@ -59,7 +59,7 @@ import math
 import numpy as np
 
 from ._numba import jit
-from .elementary import exp_nonpos, log_unit, unit_pow
+from .elementary import log_unit, pow_from_log
 from .rng import draw_normal, fill_normals, normal_scratch
 
 __all__ = ["apply_row", "apply_one_way_row", "one_way_cell", "row_is_clean"]
@@ -156,7 +156,13 @@ def _stage(p, m, alpha, n, up, soft, ctoc, nk, idx0, nbits, stuck_p, stuck_m, ga
     """Pair ``(p, m)`` after ``n`` pulses of one direction (``n = 0``: unchanged).
 
     ``gamma > 0``: power-step response (:func:`_pow_device`) instead of soft/hard bounds.
+    Cycle-to-cycle noise without it is :func:`_ctoc_stage`, the dense rows' stage, given
+    this cell's two normals (drawn only when pulsed).
     """
+    if ctoc > 0.0 and gamma == 0.0:
+        z_p = draw_normal(nk, idx0) if n > 0 else 0.0
+        z_m = draw_normal(nk, idx0 + 1) if n > 0 else 0.0
+        return _ctoc_stage(p, m, alpha, n, z_p, z_m, up, soft, ctoc, stuck_p, stuck_m)
     ep = em = np.float64(n)
     if ctoc > 0.0 and n > 0:
         sn = ctoc * math.sqrt(n)
@@ -167,12 +173,8 @@ def _stage(p, m, alpha, n, up, soft, ctoc, nk, idx0, nbits, stuck_p, stuck_m, ga
         m2 = m if stuck_m else _pow_device(m, alpha, em, not up, gamma)
         return p2, m2
     if soft:
-        if ctoc > 0.0:
-            fp = unit_pow(1.0 - alpha, ep)
-            fm = unit_pow(1.0 - alpha, em)
-        else:
-            fp = fm = _ipow(1.0 - alpha, n, nbits)
-        return _soft(p, m, 1.0 if stuck_p else fp, 1.0 if stuck_m else fm, up)
+        fp = _ipow(1.0 - alpha, n, nbits)
+        return _soft(p, m, 1.0 if stuck_p else fp, 1.0 if stuck_m else fp, up)
     p2, m2 = _hard(p, m, 0.5 * alpha * ep, 0.5 * alpha * em, up)
     # A hard-bounds step of 0 is not an identity at the bounds' sides of G: keep G exactly.
     return (p if n == 0 or stuck_p else p2), (m if n == 0 or stuck_m else m2)
@@ -329,8 +331,8 @@ def _ctoc_stage(p, m, alpha, n, z_p, z_m, up, soft, ctoc, stuck_p, stuck_m):
     em = max(nf + sn * z_m, 0.0)
     if soft:
         lg = log_unit(1.0 - alpha)
-        fp = exp_nonpos(ep * lg if ep > 0.0 else 0.0)
-        fm = exp_nonpos(em * lg if em > 0.0 else 0.0)
+        fp = pow_from_log(lg, ep)
+        fm = pow_from_log(lg, em)
         return _soft(p, m, 1.0 if stuck_p else fp, 1.0 if stuck_m else fm, up)
     p2, m2 = _hard(p, m, 0.5 * alpha * ep, 0.5 * alpha * em, up)
     return (p if (n == 0) | stuck_p else p2), (m if (n == 0) | stuck_m else m2)
@@ -339,7 +341,7 @@ def _ctoc_stage(p, m, alpha, n, z_p, z_m, up, soft, ctoc, stuck_p, stuck_m):
 @jit(inline="always")
 def _ctoc_body(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, soft, ctoc):
     """:func:`_apply_cells` over a whole row with ctoc, the normals given (``z[4j + k]``),
-    branch-free; the same bits (``unit_pow`` is ``exp_nonpos(e·log_unit(y))`` there too)."""
+    branch-free; the same bits (the per-cell path runs the same :func:`_ctoc_stage`)."""
     n_pulses = 0
     n_bad = 0
     for j in range(gpr.size):

@@ -13,10 +13,11 @@ with the rest of the row. They are written for their arguments here, not in gene
 * :func:`log_unit` — ``log(y)`` for ``0 ≤ y ≤ 1`` normal or 0: ``y = 2^e m``,
   ``m ∈ [√½, √2)``, ``log m = 2 atanh(s)``, ``s = (m - 1)/(m + 1)``, series to ``s^23``
   (truncation < 1e-17). ``y = 0`` gives ``-1023 ln 2`` instead of ``-inf``: every use
-  multiplies it by a pulse count ≥ 1 or by 0 (:func:`unit_pow`), and
+  multiplies it by a pulse count ≥ 1 or by 0 (:func:`pow_from_log`), and
   ``exp(-709·n) = 0`` like ``0^n``.
-* :func:`unit_pow` — ``y^e = exp(e log y)`` for ``y ∈ [0, 1]``, ``e ≥ 0``; ``e = 0``
-  gives exactly 1 (also for ``y`` NaN: a refused cell's factor is never used otherwise).
+* :func:`pow_from_log` — ``y^e = exp(e log y)`` from ``log_unit(y)`` (taken once per step
+  size and shared by the cell's two devices), ``e ≥ 0``; ``e = 0`` gives exactly 1 (also
+  for ``y`` NaN: a refused cell's factor is never used otherwise).
 
 Both are within a few ulp of libm (``tests/kernels/test_elementary.py`` checks ≤ 4 ulp on
 dense grids); the NumPy twin there repeats the operations in the same order, which makes it
@@ -33,7 +34,7 @@ import numpy as np
 from ._numba import jit
 from .rng import bits_to_f64, f64_to_bits
 
-__all__ = ["EXP_COEF", "LOG_COEF", "exp_nonpos", "log_unit", "unit_pow"]
+__all__ = ["EXP_COEF", "LOG_COEF", "exp_nonpos", "log_unit", "pow_from_log"]
 
 LOG2E = 1.4426950408889634
 LN2_HI = 6.93147180369123816490e-01  # 0x3FE62E42FEE00000: k·LN2_HI is exact for |k| < 2^11
@@ -84,7 +85,8 @@ def log_unit(y):
 
 
 @jit(inline="always")
-def unit_pow(y, e):
-    """``y**e`` for ``y`` in ``[0, 1]`` and ``e ≥ 0``; exactly 1 at ``e = 0``."""
-    x = e * log_unit(y)
+def pow_from_log(lg, e):
+    """``y**e`` from ``lg = log_unit(y)``, ``y`` in ``[0, 1]``, ``e ≥ 0``; exactly 1 at
+    ``e = 0``."""
+    x = e * lg
     return exp_nonpos(x if e > 0.0 else 0.0)  # a select, not a branch: exp(0) is exactly 1

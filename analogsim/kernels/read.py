@@ -591,25 +591,8 @@ def _adc_driver(y, out, sqnorm, var, per_output, scale, read_std, out_std, level
         r1 = (g + 1) * batch // n_groups
         z0 = 0
         for b in range(g * batch // n_groups, r1):
-            if narrow:
-                if (b - g * batch // n_groups) % rows == 0:
-                    if noisy:
-                        fill_normals(skey, b * n_out, z[:min(rows, r1 - b) * n_out], scratch)
-                    z0 = 0
-                zr = z[z0:z0 + n_out]
-                z0 += n_out
-                sigma = (1.0 if noisy else 0.0) if per_output else math.sqrt(
-                    read_std * read_std * np.float64(sqnorm[b]) + out_std * out_std)
-                n_sat, n_bad = _adc_narrow_row(y[b], out[b], zr, sigma, var[b] if per_output
-                                               else var[0], per_output, read_std, out_std,
-                                               np.float64(scale[b]), levels,
-                                               np.float64(bounds[0]))
-                counts[b, 0] = n_sat
-                counts[b, 1] = n_bad
-                sat_rows[b] = n_sat > 0
-                continue
             if per_output:
-                # The normals are scaled by their own σ_bi in place (see _adc_row); the
+                # The normals are scaled by their own σ_bi in place (see _adc_chunk); the
                 # conversion then adds them with unit factor, which is exact.
                 sigma = 1.0 if noisy else 0.0
                 var_row = var[b]
@@ -617,9 +600,19 @@ def _adc_driver(y, out, sqnorm, var, per_output, scale, read_std, out_std, level
                 sigma = math.sqrt(read_std * read_std * np.float64(sqnorm[b])
                                   + out_std * out_std)
                 var_row = var[0]
-            n_sat, n_bad = _adc_row(y[b], out[b], b * y.shape[1], sigma, var_row, per_output,
-                                    read_std, out_std, np.float64(scale[b]), levels, bounds,
-                                    row_tile, skey, z, scratch)
+            if narrow:
+                if (b - g * batch // n_groups) % rows == 0:
+                    if noisy:
+                        fill_normals(skey, b * n_out, z[:min(rows, r1 - b) * n_out], scratch)
+                    z0 = 0
+                n_sat, n_bad = _adc_chunk(y[b], out[b], z[z0:z0 + n_out], sigma, var_row,
+                                          per_output, read_std, out_std, np.float64(scale[b]),
+                                          levels, np.float64(bounds[0]))
+                z0 += n_out
+            else:
+                n_sat, n_bad = _adc_row(y[b], out[b], b * n_out, sigma, var_row, per_output,
+                                        read_std, out_std, np.float64(scale[b]), levels,
+                                        bounds, row_tile, skey, z, scratch)
             counts[b, 0] = n_sat
             counts[b, 1] = n_bad
             sat_rows[b] = n_sat > 0
@@ -629,15 +622,10 @@ def _adc_driver(y, out, sqnorm, var, per_output, scale, read_std, out_std, level
 @jit
 def _adc_row(yr, outr, idx0, sigma, var_r, per_output, read_std, out_std, s, levels, bounds,
              row_tile, skey, z, scratch):
-    """One sample: noise chunk by chunk (normals ``idx0 + i``), then convert each chunk.
-
-    With ``per_output`` each normal is first multiplied by ``sqrt(σ_r² var_r[i] + σ_o²)``.
-    """
+    """One sample: noise chunk by chunk (normals ``idx0 + i``), then convert each chunk."""
     n_out = yr.size
     n_sat = 0
     n_bad = 0
-    rs2 = read_std * read_std
-    os2 = out_std * out_std
     for t in range(bounds.size):
         i1_tile = min((t + 1) * row_tile, n_out)
         bound = np.float64(bounds[t])
@@ -645,24 +633,19 @@ def _adc_row(yr, outr, idx0, sigma, var_r, per_output, read_std, out_std, s, lev
             i1 = min(i0 + _CHUNK, i1_tile)
             if sigma > 0.0:
                 fill_normals(skey, idx0 + i0, z[:i1 - i0], scratch)
-                if per_output:
-                    for i in range(i1 - i0):
-                        z[i] *= math.sqrt(rs2 * np.float64(var_r[i0 + i]) + os2)
-            if levels > 0 and sigma > 0.0:
-                sat, bad = _convert_noisy(yr[i0:i1], outr[i0:i1], z, sigma, s, levels / bound,
-                                          bound / levels, bound)
-            else:
-                sat, bad = _adc_span(yr[i0:i1], outr[i0:i1], z, sigma, s, levels, bound)
+            # Without per_output var_r is a placeholder the chunk never reads.
+            sat, bad = _adc_chunk(yr[i0:i1], outr[i0:i1], z[:i1 - i0], sigma, var_r[i0:i1],
+                                  per_output, read_std, out_std, s, levels, bound)
             n_sat += sat
             n_bad += bad
     return n_sat, n_bad
 
 
 @jit
-def _adc_narrow_row(yr, outr, zr, sigma, var_r, per_output, read_std, out_std, s, levels,
-                    bound):
-    """:func:`_adc_row` for one sample of a single row tile whose normals ``zr`` were drawn
-    with its neighbours' (unused, and not drawn, when ``sigma = 0``)."""
+def _adc_chunk(yr, outr, zr, sigma, var_r, per_output, read_std, out_std, s, levels, bound):
+    """Convert a run of one sample's outputs under one ADC bound, with their normals ``zr``
+    (drawn by the caller; unused, and need not be drawn, when ``sigma = 0``). With
+    ``per_output`` each normal is first multiplied by ``sqrt(σ_r² var_r[i] + σ_o²)``."""
     if per_output and sigma > 0.0:
         rs2 = read_std * read_std
         os2 = out_std * out_std

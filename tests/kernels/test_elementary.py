@@ -72,7 +72,7 @@ def _log(y, out):
 @jit(cache=False, error_model="numpy")
 def _pow(y, e, out):
     for i in range(y.size):
-        out[i] = el.unit_pow(y[i], e[i])
+        out[i] = el.pow_from_log(el.log_unit(y[i]), e[i])
 
 
 def _run(kernel, *args: np.ndarray) -> np.ndarray:
@@ -126,7 +126,7 @@ def test_log_of_zero_is_minus_1023_ln2() -> None:
     assert _run(_pow, np.array([0.0, 0.0]), np.array([1.0, 0.0])).tolist() == [0.0, 1.0]
 
 
-def test_unit_pow_is_libm_pow_to_float32_and_its_twin_exactly(bases) -> None:
+def test_pow_from_log_is_libm_pow_to_float32_and_its_twin_exactly(bases) -> None:
     e = np.random.default_rng(6).uniform(0, 60, bases.size)
     e[:100] = 0.0
     got = _run(_pow, bases, e)
