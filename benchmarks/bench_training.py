@@ -244,8 +244,8 @@ def run_rounds(args, x, t, sizes) -> None:
     """The speed targets' steps as the median and spread of ``--rounds`` rounds.
 
     Each round measures, at 1 and at 2 numba threads (1 only where the process has one), the
-    plain step and then each
-    variant's step (median of ``--repeats``), so every ratio is same-moment. The trainers
+    plain step and then each variant's step (median of ``--repeats``), so every ratio is
+    same-moment. The trainers
     are built once and keep training on fresh shuffled batches throughout (a step's cost
     depends on how many cells its errors pulse: one batch stepped on again and again would
     shrink its error and flatter the update).
