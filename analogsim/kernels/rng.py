@@ -383,6 +383,30 @@ def _finish_rejected(skey, idx0, z, words, left):
             z[q] = _slow_normal(skey, idx0 + q, np.uint64(words[q]))
 
 
+@jit
+def fill_normal_pairs(skey, pairs, z, scratch):
+    """``z[2k + h] = draw_normal(skey, 2·pairs[k] + h)`` for ``h = 0, 1``: the two normals
+    that share 64-bit draw ``pairs[k]``, for any set of draws (not only a run).
+
+    The same numbers as :func:`fill_normals` gives for those indices; rows that need the
+    normals of only some cells draw just those. ``pairs``: int64 (≥ 0); ``z``: float64,
+    ``2·pairs.size`` entries;
+    ``scratch``: uint64 array of at least ``pairs.size`` entries.
+    """
+    m = pairs.size
+    draws = scratch[:m]
+    for k in range(m):
+        draws[k] = draw_u64(skey, pairs[k])
+    words = draws.view(np.uint32)
+    left = _fast_run(words, z)
+    q = 0
+    while left > 0 and q < z.size:
+        if z[q] != z[q]:
+            z[q] = _slow_normal(skey, 2 * pairs[q >> 1] + (q & 1), np.uint64(words[q]))
+            left -= 1
+        q += 1
+
+
 @jit(inline="always")
 def normal_scratch(n):
     """Length of the uint64 scratch :func:`fill_normals` needs for ``n`` normals."""
