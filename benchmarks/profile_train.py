@@ -13,7 +13,7 @@ batch 64, ``aihwkit_default``):
    grouped by category and the top functions. Compiled numba drivers appear as single
    entries (their time is kernel time); BLAS products are ufunc calls, which cProfile does
    not list, so their time is inside the ``tottime`` of the Python function that calls them
-   (``_read_encoded``, ``pulse_update``, the plain float32 ops of the layers).
+   (``read_encoded``, ``pulse_update``, the plain float32 ops of the layers).
 
 Usage::
 

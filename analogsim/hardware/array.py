@@ -27,9 +27,7 @@ from typing import Protocol
 import numpy as np
 
 from ..kernels import (
-    adc_read,
     blas_single_thread,
-    dac_encode,
     max_abs,
     pulse_update_expected,
     pulse_update_stochastic,
@@ -39,6 +37,8 @@ from ..seeding import check_seed, derive_rng, derive_seed
 from .config import HardwareConfig
 from .inputs import as_rows, check_batch, to_float32
 from .ledger import Ledger
+from .readpath import analog_read
+from .state import check_physics, checked_state, rng_from_array, rng_to_array
 
 __all__ = ["CrossbarArray", "BidirectionalArray", "ArrayListener", "make_array", "check_batch",
            "to_float32"]
@@ -316,7 +316,7 @@ class CrossbarArray:
         """
         x, one = as_rows("x", x, self.n_in)
         x = check_batch("x", x, self.n_in)
-        y = _analog_read(self, x, self._read_matrix(), self._in_starts, self._out_starts,
+        y = analog_read(self, x, self._read_matrix(), self._in_starts, self._out_starts,
                          self._bounds, ledger or self.ledger, abs_w=self._abs_read_matrix())
         return y[0] if one else y
 
@@ -493,24 +493,24 @@ class CrossbarArray:
             out["nu_p"], out["nu_m"] = self._nu_p.copy(), self._nu_m.copy()
         out["counters"] = np.array([self._read_counter, self._update_counter], dtype=np.int64)
         out["clock"] = np.array(self.clock, dtype=np.float64)
-        out["rng_state"] = _rng_to_array(self._rng)
+        out["rng_state"] = rng_to_array(self._rng)
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         """Restore :meth:`state_dict` output (shapes and dtypes are checked)."""
         for k in self._STATE:
             cur = getattr(self, k)
-            new = _checked_state(state, k.lstrip("_"), cur.shape, cur.dtype)
+            new = checked_state(state, k.lstrip("_"), cur.shape, cur.dtype)
             setattr(self, k, new.copy())
         if self._nu_p is not None:
-            self._nu_p = _checked_state(state, "nu_p", self.shape, np.float32).copy()
-            self._nu_m = _checked_state(state, "nu_m", self.shape, np.float32).copy()
-        counters = _checked_state(state, "counters", (2,), np.int64)
-        clock = _checked_state(state, "clock", (), np.float64)
-        _check_physics(state, counters, clock)
+            self._nu_p = checked_state(state, "nu_p", self.shape, np.float32).copy()
+            self._nu_m = checked_state(state, "nu_m", self.shape, np.float32).copy()
+        counters = checked_state(state, "counters", (2,), np.int64)
+        clock = checked_state(state, "clock", (), np.float64)
+        check_physics(state, counters, clock)
         self._read_counter, self._update_counter = int(counters[0]), int(counters[1])
         self.clock = float(clock)
-        _rng_from_array(self._rng, _checked_state(state, "rng_state", None, np.uint64))
+        rng_from_array(self._rng, checked_state(state, "rng_state", None, np.uint64))
         self._w_cache = None
 
 
@@ -536,7 +536,7 @@ class BidirectionalArray(CrossbarArray):
         d, one = as_rows("d", d, self.n_out)
         d = check_batch("d", d, self.n_out)
         abs_w = self._abs_read_matrix()
-        y = _analog_read(self, d, self._read_matrix().T, self._out_starts, self._in_starts,
+        y = analog_read(self, d, self._read_matrix().T, self._out_starts, self._in_starts,
                          self._bounds.T, ledger or self.ledger, name="d",
                          abs_w=None if abs_w is None else abs_w.T)
         return y[0] if one else y
@@ -564,221 +564,7 @@ def make_array(n_in: int, n_out: int, hw: HardwareConfig, *, seed: int,
     return cls(n_in, n_out, hw, seed=seed, ledger=ledger)
 
 
-# ---------------------------------------------------------------------- the read path
-
-
-def _overflow(name: str, x: np.ndarray) -> ValueError:
-    peak = max(float(x.max()), -float(x.min()))
-    return ValueError(f"{name}: the read result overflows float32 (max|{name}| = {peak:.3g}); "
-                      f"allowed: inputs small enough that W·{name} stays below 3.4e38")
-
-
-def _analog_read(arr: CrossbarArray, x: np.ndarray, w: np.ndarray, in_starts: np.ndarray,
-                 out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger, name: str = "x",
-                 abs_w: np.ndarray | None = None) -> np.ndarray:
-    """DAC → per input block BLAS product → noise + ADC accumulate; range management; charge.
-
-    ``abs_w`` (``|w|``, same layout as ``w``) selects conductance-dependent read noise.
-    Raises ValueError naming the input ``name`` if a finite input gives a result beyond
-    float32 (the digital rescaling by a huge ``max|x|``), instead of returning ``inf``.
-    """
-    hw = arr.hw
-    per_tile = hw.dac.scaling == "maxabs_tile"
-    xq, scale, sqnorm, n_clip = dac_encode(x, bits=hw.dac.bits, input_range=hw.dac.input_range,
-                                           maxabs=hw.dac.scaling != "fixed",
-                                           col_starts=in_starts, per_block=per_tile)
-    out, sat_rows, n_sat = _read_encoded(arr, xq, scale, sqnorm, w, in_starts, out_starts,
-                                         bounds, abs_w)
-    n_reads = x.shape[0]
-    tries = 0
-    while hw.adc.manage_range and tries < hw.adc.max_retries and sat_rows.any():
-        # Re-read saturated samples with the DAC input halved; the digital periphery
-        # doubles their result. Each re-read is a full read and is charged as one. With
-        # per-tile scaling every tile of the sample is halved (not only the saturated one).
-        idx = np.flatnonzero(sat_rows)
-        xq2, _, sq2, _ = dac_encode(np.ascontiguousarray(xq[idx] * np.float32(0.5)),
-                                    bits=hw.dac.bits, input_range=1.0, maxabs=False,
-                                    col_starts=in_starts)
-        with np.errstate(over="ignore"):
-            sc2 = np.ascontiguousarray(scale[idx] * np.float32(2.0))
-        if not np.all(np.isfinite(sc2)):
-            raise _overflow(name, x)
-        out2, sat2, n2 = _read_encoded(arr, xq2, sc2, sq2, w, in_starts, out_starts, bounds,
-                                       abs_w)
-        out[idx] = out2
-        n_sat += n2
-        sat_rows = np.zeros_like(sat_rows)
-        sat_rows[idx] = sat2
-        xq[idx], scale[idx] = xq2, sc2
-        n_reads += idx.size
-        tries += 1
-    _charge_read(arr, ledger, n_reads, x.shape[1], out.shape[1], len(in_starts) - 1,
-                 len(out_starts) - 1, n_sat, n_clip)
-    if not np.all(np.isfinite(out)):
-        raise _overflow(name, x)
-    return out
-
-
-def _read_encoded(arr: CrossbarArray, xq: np.ndarray, scale: np.ndarray, sqnorm: np.ndarray,
-                  w: np.ndarray, in_starts: np.ndarray, out_starts: np.ndarray,
-                  bounds: np.ndarray, abs_w: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, int]:
-    """Per input block: BLAS product ``xq_k W_kᵀ``, then noise + ADC accumulated into ``out``.
-
-    ``scale`` is ``(B,)`` or, with per-tile scaling, ``(B, n_blocks)``. With ``abs_w`` the
-    read noise of output ``i`` has variance ``σ_r² w_max Σ_j |w_ij| xq_j²`` over the block
-    (PCM-like, see docs/hardware.md), formed by a second product ``xq_k² |W_k|ᵀ``.
-    """
-    hw = arr.hw
-    batch, n_out = xq.shape[0], w.shape[0]
-    n_blocks = len(in_starts) - 1
-    out = np.zeros((batch, n_out), dtype=np.float32)
-    sat_rows = np.zeros(batch, dtype=np.bool_)
-    n_sat = 0
-    row_tile = int(out_starts[1] - out_starts[0]) if len(out_starts) > 2 else n_out
-    # Loop invariants, set up once per read: one product buffer for every block, the
-    # per-block norms, scales and ADC bounds as contiguous rows, the noise and converter
-    # settings.
-    y = np.empty((batch, n_out), dtype=np.float32)
-    sq_blocks = np.ascontiguousarray(sqnorm.T)
-    bound_blocks = np.ascontiguousarray(bounds.T)
-    scale_blocks = np.ascontiguousarray(scale.T) if scale.ndim == 2 else None
-    read_std = hw.device.w_max * hw.noise.read_noise
-    var = xsq = None
-    if abs_w is not None:
-        # Per-cell variance (w_max σ_r)² |w_ij| / w_max: output variance
-        # (σ_r √w_max)² Σ_j |w_ij| xq_j² (aihwkit's PCM_READ with w_noise = σ_r √w_max).
-        read_std = math.sqrt(hw.device.w_max) * hw.noise.read_noise
-        var = np.empty((batch, n_out), dtype=np.float32)
-        xsq = xq * xq
-    out_std, bits = hw.noise.out_noise, hw.adc.bits
-    for k in range(n_blocks):
-        c0, c1 = in_starts[k], in_starts[k + 1]
-        if n_blocks == 1:
-            np.matmul(xq, w.T, out=y)
-        else:
-            np.matmul(xq[:, c0:c1], w[:, c0:c1].T, out=y)
-        sc = scale if scale_blocks is None else scale_blocks[k]
-        if var is None:
-            n, rows = adc_read(y, out, sqnorm_block=sq_blocks[k], scale=sc, read_std=read_std,
-                               out_std=out_std, bits=bits, bounds=bound_blocks[k],
-                               row_tile=row_tile, key=arr._read_key,
-                               counter=arr._read_counter)
-        else:
-            np.matmul(xsq[:, c0:c1], abs_w[:, c0:c1].T, out=var)
-            n, rows = adc_read(y, out, read_var=var, scale=sc, read_std=read_std,
-                               out_std=out_std, bits=bits, bounds=bound_blocks[k],
-                               row_tile=row_tile, key=arr._read_key,
-                               counter=arr._read_counter)
-        arr._read_counter += 1
-        n_sat += int(n)
-        sat_rows |= rows
-    return out, sat_rows, n_sat
-
-
-def _charge_read(arr: CrossbarArray, ledger: Ledger, n_vec: int, n_in: int, n_out: int,
-                 in_tiles: int, out_tiles: int, n_sat: int, n_clip: int) -> None:
-    """Charge one batched read: every tile converts its own inputs and columns.
-
-    Max-abs scaling costs one comparison per input (the max-abs pass; per tile it covers
-    that tile's inputs) and one multiply per input (``x / s``). The outputs are rescaled
-    once per output with one scale per sample, once per output *and input tile* with
-    per-tile scales (each partial sum has its own scale, so the multiply cannot wait for
-    the sum). Conductance-dependent read noise costs nothing: it is a property of the
-    devices, not an operation (the simulator's extra product is not hardware work).
-    """
-    hw = arr.hw
-    dac = n_vec * n_in * out_tiles
-    scaling = hw.dac.scaling
-    word = hw.periphery.digital_bits // 8
-    compare = n_vec * n_in if scaling != "fixed" else 0
-    mults = 0
-    if scaling == "maxabs":
-        mults = n_vec * (n_in + n_out)
-    elif scaling == "maxabs_tile":
-        mults = n_vec * (n_in + n_out * in_tiles)
-    ledger.charge(
-        mvm=n_vec * in_tiles * out_tiles,
-        read_cycles=n_vec,
-        dac_conversions=dac,
-        dac_bits=dac * (hw.dac.bits or 8),
-        dac_clips=n_clip,
-        adc_conversions=n_vec * n_out * in_tiles,
-        adc_saturations=n_sat,
-        cell_reads=n_vec * n_in * n_out,
-        # Partial sums of input tiles are added digitally; max-abs scaling costs a
-        # comparison per input and multiplies (see the docstring).
-        digital_adds=n_vec * n_out * (in_tiles - 1) + compare,
-        digital_mults=mults,
-        mem_bytes=n_vec * (n_in + n_out) * word,
-    )
-
-
 #: Peak bytes per cell while an array is built and used: conductance pair, step sizes and
 #: stuck masks (float32/uint8, 18 B), drift exponents (8 B), the weight and read caches
 #: (8 B) and the float64 device-variation draws at construction (≈ 24 B).
 BYTES_PER_CELL = 64
-
-#: Physical range of each restored state array: ``(low, high)`` or a set of allowed values.
-_PHYSICS = {"gp": (0.0, 1.0), "gm": (0.0, 1.0), "alpha_up": (0.0, 1.0),
-            "alpha_down": (0.0, 1.0), "frozen_p": {0, 1}, "frozen_m": {0, 1},
-            "bounds": (0.0, np.inf), "nu_p": (0.0, 1e3), "nu_m": (0.0, 1e3)}
-#: Read/update counters and the clock beyond these are not a plausible history.
-_MAX_COUNTER, _MAX_CLOCK_S = 2**62, 1e12
-
-
-def _check_physics(state: dict[str, np.ndarray], counters: np.ndarray, clock: np.ndarray
-                   ) -> None:
-    """Refuse restored values that no device can have (a tampered or corrupted file)."""
-    for key, allowed in _PHYSICS.items():
-        if key not in state:
-            continue
-        v = np.asarray(state[key])
-        if isinstance(allowed, set):
-            bad = ~np.isin(v, list(allowed))
-            what = f"one of {sorted(allowed)}"
-        else:
-            lo, hi = allowed  # NaN fails both comparisons; +inf passes only hi = inf
-            bad = ~((v >= lo) & (v <= hi))
-            what = f"values in [{lo}, {hi}]"
-        if bad.any():
-            raise ValueError(f"array state {key!r} holds {int(bad.sum())} impossible values "
-                             f"(e.g. {v[bad].flat[0]!r}); allowed: {what}")
-    if counters.min() < 0 or counters.max() > _MAX_COUNTER:
-        raise ValueError(f"array state 'counters' = {counters.tolist()} is invalid; allowed: "
-                         f"integers in [0, {_MAX_COUNTER}]")
-    if not 0.0 <= float(clock) <= _MAX_CLOCK_S:
-        raise ValueError(f"array state 'clock' = {float(clock)!r} is invalid; allowed: "
-                         f"seconds in [0, {_MAX_CLOCK_S:g}]")
-
-
-def _checked_state(state: dict[str, np.ndarray], key: str, shape: tuple | None,
-                   dtype: object) -> np.ndarray:
-    if key not in state:
-        raise ValueError(f"array state is missing {key!r}")
-    v = np.asarray(state[key])
-    if (shape is not None and v.shape != tuple(shape)) or v.dtype != np.dtype(dtype):
-        raise ValueError(f"array state {key!r} has shape {v.shape} and dtype {v.dtype}; "
-                         f"allowed: shape {shape} and dtype {np.dtype(dtype)}")
-    return v
-
-
-def _rng_to_array(rng: np.random.Generator) -> np.ndarray:
-    """PCG64 state as uint64 words (checkpointable without pickle)."""
-    st = rng.bit_generator.state
-    s, inc = st["state"]["state"], st["state"]["inc"]
-    words = [s >> 64, s & (2**64 - 1), inc >> 64, inc & (2**64 - 1),
-             st["has_uint32"], st["uinteger"]]
-    return np.array(words, dtype=np.uint64)
-
-
-def _rng_from_array(rng: np.random.Generator, a: np.ndarray) -> None:
-    w = [int(v) for v in a]
-    if len(w) != 6:
-        raise ValueError(f"rng_state has {len(w)} words; allowed: 6")
-    rng.bit_generator.state = {
-        "bit_generator": "PCG64",
-        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
-        "has_uint32": w[4], "uinteger": w[5],
-    }
-

@@ -264,16 +264,16 @@ class Network:
         out: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
             out.update({f"layer{i}.{k}": v for k, v in layer.state_dict().items()})
-        from ..hardware.array import _rng_to_array  # the one rng (de)serialiser
-        out["net.rng"] = _rng_to_array(self.rng)
+        from ..hardware.state import rng_to_array  # the one rng (de)serialiser
+        out["net.rng"] = rng_to_array(self.rng)
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         for i, layer in enumerate(self.layers):
             p = f"layer{i}."
             layer.load_state_dict({k[len(p):]: v for k, v in state.items() if k.startswith(p)})
-        from ..hardware.array import _rng_from_array
-        _rng_from_array(self.rng, np.asarray(state["net.rng"]))
+        from ..hardware.state import rng_from_array
+        rng_from_array(self.rng, np.asarray(state["net.rng"]))
 
 
 def build_network(cfg: ModelConfig, hw: HardwareConfig, *, seed: int,

@@ -80,7 +80,7 @@ import numpy as np
 from scipy.special import expit
 
 from ..fields import check_fields, param
-from ..hardware.array import _rng_from_array, _rng_to_array
+from ..hardware.state import rng_from_array, rng_to_array
 from ..layers.network import Network
 from ..seeding import derive_rng
 from .base import OPTION_OWNER, Rule, Schedule, Update, act_deriv, eps_grad
@@ -141,13 +141,13 @@ class SeededRule(Rule):
     def state_dict(self) -> dict[str, np.ndarray]:
         out = super().state_dict()
         if getattr(self, "rng", None) is not None:
-            out[f"rng.{self.stream}"] = _rng_to_array(self.rng)
+            out[f"rng.{self.stream}"] = rng_to_array(self.rng)
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
         super().load_state_dict(state)
         if getattr(self, "rng", None) is not None:
-            _rng_from_array(self.rng, np.asarray(state[f"rng.{self.stream}"]))
+            rng_from_array(self.rng, np.asarray(state[f"rng.{self.stream}"]))
 
 
 # --------------------------------------------------------------------------- Forward-Forward
