@@ -44,7 +44,9 @@ from analogsim.hardware.presets import get_preset  # noqa: E402
 from analogsim.kernels import kernel_threads, set_threads  # noqa: E402
 from analogsim.layers.network import ModelConfig  # noqa: E402
 
-KERNEL_MODULES = ("analogsim.kernels.read", "analogsim.kernels.update", "analogsim.kernels.rng")
+KERNEL_MODULES = ("analogsim.kernels.read", "analogsim.kernels.update",
+                  "analogsim.kernels.stochastic", "analogsim.kernels.device",
+                  "analogsim.kernels.rng")
 
 
 def _compiled_names() -> set[tuple[str, str]]:

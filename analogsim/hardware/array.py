@@ -26,12 +26,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ..kernels import (
-    blas_single_thread,
-    max_abs,
-    pulse_update_expected,
-    pulse_update_stochastic,
-)
+from ..kernels import blas_single_thread, max_abs, pulse_update_expected
+from ..kernels.stochastic import stochastic_update_unchecked
 from ..resources import check_memory
 from ..seeding import check_seed, derive_rng, derive_seed
 from .config import HardwareConfig
@@ -353,9 +349,13 @@ class CrossbarArray:
         if upd.mode == "expected":
             n_pulses, n_clip = self._expected_update(x, d, float(lr), peak_x, peak_d, common)
         else:
-            n_pulses, n_clip = pulse_update_stochastic(
-                self._gp, self._gm, x, d, float(lr), bl=upd.bl, dw_min=dev.dw_min,
-                update_management=upd.update_management, **common)
+            # Everything the kernel's checks would look at is checked above or owned by the
+            # array (device state, key, the validated config): skip them on this hot path.
+            n_pulses, n_clip = stochastic_update_unchecked(
+                self._gp, self._gm, x, d, float(lr), upd.bl, dev.dw_min,
+                upd.update_management, self._alpha_up, self._alpha_down, self._frozen_p,
+                self._frozen_m, common["soft"], dev.ctoc, dev.kernel_pow_gamma,
+                np.uint64(self._update_key), np.uint64(self._update_counter), peak_x, peak_d)
         self._update_counter += 1
         self._w_cache = None
         (ledger or self.ledger).charge(write_pulses=n_pulses, pulse_clips=n_clip,

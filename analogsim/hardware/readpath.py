@@ -13,11 +13,17 @@ from typing import Protocol
 
 import numpy as np
 
-from ..kernels import adc_read, dac_encode
+from ..kernels.read import adc_read_unchecked, dac_encode_unchecked
 from .config import HardwareConfig
 from .ledger import Ledger
 
 __all__ = ["analog_read", "read_encoded", "charge_read"]
+
+
+def _levels(bits: int | None) -> int:
+    """A ``bits``-bit signed converter's non-zero levels per sign, ``2**(bits-1) - 1``
+    (0: an ideal converter), as the kernels take them."""
+    return 0 if bits is None else (1 << (bits - 1)) - 1
 
 
 class ReadState(Protocol):
@@ -36,8 +42,8 @@ def _overflow(name: str, x: np.ndarray) -> ValueError:
 
 
 def analog_read(arr: ReadState, x: np.ndarray, w: np.ndarray, in_starts: np.ndarray,
-                 out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger, name: str = "x",
-                 abs_w: np.ndarray | None = None) -> np.ndarray:
+                out_starts: np.ndarray, bounds: np.ndarray, ledger: Ledger, name: str = "x",
+                abs_w: np.ndarray | None = None) -> np.ndarray:
     """DAC → per input block BLAS product → noise + ADC accumulate; range management; charge.
 
     ``abs_w`` (``|w|``, same layout as ``w``) selects conductance-dependent read noise.
@@ -46,11 +52,15 @@ def analog_read(arr: ReadState, x: np.ndarray, w: np.ndarray, in_starts: np.ndar
     """
     hw = arr.hw
     per_tile = hw.dac.scaling == "maxabs_tile"
-    xq, scale, sqnorm, n_clip = dac_encode(x, bits=hw.dac.bits, input_range=hw.dac.input_range,
-                                           maxabs=hw.dac.scaling != "fixed",
-                                           col_starts=in_starts, per_block=per_tile)
+    # The kernels' unchecked entries: the configuration is validated when it is built, the
+    # batch by the public call, the layout and the state by the array (per read, the
+    # kernels' own checks were a visible share of a small training step).
+    levels = _levels(hw.dac.bits)
+    xq, scale, sqnorm, n_clip = dac_encode_unchecked(
+        x, levels, np.float32(hw.dac.input_range), hw.dac.scaling != "fixed", per_tile,
+        in_starts)
     out, sat_rows, n_sat = read_encoded(arr, xq, scale, sqnorm, w, in_starts, out_starts,
-                                         bounds, abs_w)
+                                        bounds, abs_w)
     n_reads = x.shape[0]
     tries = 0
     while hw.adc.manage_range and tries < hw.adc.max_retries and sat_rows.any():
@@ -58,15 +68,14 @@ def analog_read(arr: ReadState, x: np.ndarray, w: np.ndarray, in_starts: np.ndar
         # doubles their result. Each re-read is a full read and is charged as one. With
         # per-tile scaling every tile of the sample is halved (not only the saturated one).
         idx = np.flatnonzero(sat_rows)
-        xq2, _, sq2, _ = dac_encode(np.ascontiguousarray(xq[idx] * np.float32(0.5)),
-                                    bits=hw.dac.bits, input_range=1.0, maxabs=False,
-                                    col_starts=in_starts)
+        xq2, _, sq2, _ = dac_encode_unchecked(np.ascontiguousarray(xq[idx] * np.float32(0.5)),
+                                              levels, np.float32(1.0), False, False, in_starts)
         with np.errstate(over="ignore"):
             sc2 = np.ascontiguousarray(scale[idx] * np.float32(2.0))
         if not np.all(np.isfinite(sc2)):
             raise _overflow(name, x)
         out2, sat2, n2 = read_encoded(arr, xq2, sc2, sq2, w, in_starts, out_starts, bounds,
-                                       abs_w)
+                                      abs_w)
         out[idx] = out2
         n_sat += n2
         sat_rows = np.zeros_like(sat_rows)
@@ -75,16 +84,16 @@ def analog_read(arr: ReadState, x: np.ndarray, w: np.ndarray, in_starts: np.ndar
         n_reads += idx.size
         tries += 1
     charge_read(arr, ledger, n_reads, x.shape[1], out.shape[1], len(in_starts) - 1,
-                 len(out_starts) - 1, n_sat, n_clip)
+                len(out_starts) - 1, n_sat, n_clip)
     if not np.all(np.isfinite(out)):
         raise _overflow(name, x)
     return out
 
 
 def read_encoded(arr: ReadState, xq: np.ndarray, scale: np.ndarray, sqnorm: np.ndarray,
-                  w: np.ndarray, in_starts: np.ndarray, out_starts: np.ndarray,
-                  bounds: np.ndarray, abs_w: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, int]:
+                 w: np.ndarray, in_starts: np.ndarray, out_starts: np.ndarray,
+                 bounds: np.ndarray, abs_w: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Per input block: BLAS product ``xq_k W_kᵀ``, then noise + ADC accumulated into ``out``.
 
     ``scale`` is ``(B,)`` or, with per-tile scaling, ``(B, n_blocks)``. With ``abs_w`` the
@@ -113,7 +122,9 @@ def read_encoded(arr: ReadState, xq: np.ndarray, scale: np.ndarray, sqnorm: np.n
         read_std = math.sqrt(hw.device.w_max) * hw.noise.read_noise
         var = np.empty((batch, n_out), dtype=np.float32)
         xsq = xq * xq
-    out_std, bits = hw.noise.out_noise, hw.adc.bits
+    out_std, levels = hw.noise.out_noise, _levels(hw.adc.bits)
+    key = np.uint64(arr._read_key)
+    no_var = np.zeros((1, 1), dtype=np.float32)  # the driver's argument without read_var
     for k in range(n_blocks):
         c0, c1 = in_starts[k], in_starts[k + 1]
         if n_blocks == 1:
@@ -121,17 +132,13 @@ def read_encoded(arr: ReadState, xq: np.ndarray, scale: np.ndarray, sqnorm: np.n
         else:
             np.matmul(xq[:, c0:c1], w[:, c0:c1].T, out=y)
         sc = scale if scale_blocks is None else scale_blocks[k]
-        if var is None:
-            n, rows = adc_read(y, out, sqnorm_block=sq_blocks[k], scale=sc, read_std=read_std,
-                               out_std=out_std, bits=bits, bounds=bound_blocks[k],
-                               row_tile=row_tile, key=arr._read_key,
-                               counter=arr._read_counter)
-        else:
+        if var is not None:
             np.matmul(xsq[:, c0:c1], abs_w[:, c0:c1].T, out=var)
-            n, rows = adc_read(y, out, read_var=var, scale=sc, read_std=read_std,
-                               out_std=out_std, bits=bits, bounds=bound_blocks[k],
-                               row_tile=row_tile, key=arr._read_key,
-                               counter=arr._read_counter)
+        # With read_var the per-sample norms are unused (the kernel reads the variances).
+        n, rows = adc_read_unchecked(y, out, sq_blocks[k], no_var if var is None else var,
+                                     var is not None, sc, read_std, out_std, levels,
+                                     bound_blocks[k], row_tile, key,
+                                     np.uint64(arr._read_counter))
         arr._read_counter += 1
         n_sat += int(n)
         sat_rows |= rows

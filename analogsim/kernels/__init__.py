@@ -17,7 +17,8 @@ from ._numba import (
 )
 from .read import adc_read, dac_encode, max_abs
 from .rng import make_key, normal, uniform
-from .update import pulse_update_expected, pulse_update_stochastic
+from .stochastic import pulse_update_stochastic
+from .update import pulse_update_expected
 
 __all__ = [
     "make_key",

@@ -39,7 +39,7 @@ from numba.extending import intrinsic
 from ._numba import jit, pick, pjit, prange, row_groups
 from .rng import check_key, fill_normals, normal_scratch, stream_key
 
-__all__ = ["dac_encode", "adc_read", "max_abs"]
+__all__ = ["dac_encode", "adc_read", "max_abs", "dac_encode_unchecked", "adc_read_unchecked"]
 
 # Outputs per noise batch: the normals of one chunk are drawn together (vectorised), then
 # consumed by the branch-free conversion loop while still in L1.
@@ -211,6 +211,19 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
     maxabs = _check_bool("maxabs", maxabs)
     per_block = _check_bool("per_block", per_block)
     starts = _check_array("col_starts", col_starts, np.int64, (None,))
+    return dac_encode_unchecked(x, levels, np.float32(rng_), maxabs, per_block, starts)
+
+
+def dac_encode_unchecked(x: np.ndarray, levels: int, input_range: np.float32, maxabs: bool,
+                         per_block: bool, starts: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """:func:`dac_encode` for arguments whose types and ranges are already valid.
+
+    ``levels = 2**(bits - 1) - 1`` (0: no quantisation), ``input_range`` the float32 full
+    scale; ``x`` a C-contiguous float32 batch, ``starts`` C-contiguous int64. Still checked
+    (in the kernel's own pass): finite ``x`` and valid block starts. Same numbers as the
+    checked call; for callers that validate once (the crossbar array's read path).
+    """
     batch = x.shape[0]
     n_blocks = max(starts.size - 1, 1)
     xq = np.empty_like(x)
@@ -221,7 +234,7 @@ def dac_encode(x: np.ndarray, *, bits: int | None, input_range: float, maxabs: b
     # FLT_MAX, so one vectorised integer max replaces a float reduction that would have to
     # stay sequential without fastmath.
     n_clip, n_bad = pick(_dac_driver, x.size)(x, x.view(np.uint32), float(levels),
-                                              np.float32(rng_), maxabs, per_block, starts, xq,
+                                              input_range, maxabs, per_block, starts, xq,
                                               scale, sqnorm)
     if n_clip < 0:
         raise ValueError(f"col_starts = {starts.tolist()} is invalid; allowed: strictly "
@@ -531,13 +544,29 @@ def adc_read(y: np.ndarray, out: np.ndarray, *, sqnorm_block: np.ndarray | None 
     tile = _check_int("row_tile", row_tile, 1, 1 << 62)
     bnd = _check_array("bounds", bounds, np.float32, (-(-n_out // tile),))
     k, c = check_key(key, counter)
+    return adc_read_unchecked(y, out, sq, var, per_output, sc, rs, os_, levels, bnd, tile, k, c)
+
+
+def adc_read_unchecked(y: np.ndarray, out: np.ndarray, sq: np.ndarray, var: np.ndarray,
+                       per_output: bool, sc: np.ndarray, rs: float, os_: float, levels: int,
+                       bnd: np.ndarray, tile: int, k: np.uint64, c: np.uint64
+                       ) -> tuple[int, np.ndarray]:
+    """:func:`adc_read` for arguments whose types, shapes and ranges are already valid.
+
+    ``sq`` (B,) and ``var`` ((B, n_out) with ``per_output``, else any float32 array) as the
+    driver takes them, ``levels = 2**(bits - 1) - 1`` (0: ideal ADC), ``k``, ``c`` the key
+    and counter as ``np.uint64``. Still checked (in the kernel, before anything is
+    written): finite norms, scales, variances and bounds, finite ``y``. Same numbers as
+    the checked call; for callers that validate once (the crossbar array's read path).
+    """
+    batch = y.shape[0]
     sat_rows = np.empty(batch, dtype=np.bool_)
     drive = pick(_adc_driver, y.size)
     n_sat, n_bad = drive(y, out, sq, var, per_output, sc, rs, os_, levels, bnd, tile, k, c,
                          sat_rows, 1 if drive is _adc_driver.serial else row_groups(batch))
     if n_sat == -1:
-        raise ValueError(f"bounds = {bnd.tolist()} is invalid with bits = {bits}; allowed: "
-                         "finite values > 0")
+        raise ValueError(f"bounds = {bnd.tolist()} is invalid with bits = "
+                         f"{levels.bit_length() + 1}; allowed: finite values > 0")
     if n_sat == -2:
         raise ValueError("sqnorm_block or scale contains NaN/Inf (or a negative norm); allowed: "
                          "finite values, norms >= 0")

@@ -478,7 +478,7 @@ def test_stochastic_rejects_bad_arguments(kw, exc, pattern):
 def test_column_words_are_the_documented_trains(n, bl):
     """Bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` is bit ``t`` of column ``j``'s train
     (zero inputs never fire; padding columns stay 0), in both builds of the driver."""
-    from analogsim.kernels.update import _pack_columns
+    from analogsim.kernels.stochastic import _pack_columns
 
     rng = np.random.default_rng(n + bl)
     x = rng.standard_normal((3, n)).astype(np.float32)
