@@ -359,9 +359,22 @@ def _fast_run(w32, z):
     return rejected
 
 
+_NO_PAIRS = np.empty(0, dtype=np.int64)  # "a contiguous run" for _finish_rejected
+
+
+@jit(inline="always")
+def _normal_index(idx0, pairs, q):
+    """Index of entry ``q`` of a run: ``idx0 + q``, or with ``pairs`` (non-empty) the
+    ``q mod 2``-th half of draw ``pairs[q // 2]``, i.e. normal ``2·pairs[q // 2] + q mod 2``."""
+    if pairs.size == 0:
+        return idx0 + q
+    return 2 * pairs[q >> 1] + (q & 1)
+
+
 @jit
-def _finish_rejected(skey, idx0, z, words, left):
-    """Replace the ``left`` NaNs of ``z`` (rejected fast-path candidates) by the slow path.
+def _finish_rejected(skey, idx0, z, words, left, pairs):
+    """Replace the ``left`` NaNs of ``z`` (rejected fast-path candidates) by the slow path;
+    entry ``q`` is normal :func:`_normal_index`.
 
     Tests eight entries at a time (one branch per eight, taken only where a NaN is): a
     chunk of 256 holds about two.
@@ -375,12 +388,13 @@ def _finish_rejected(skey, idx0, z, words, left):
         if hit:
             for q in range(q0, q0 + 8):
                 if z[q] != z[q]:
-                    z[q] = _slow_normal(skey, idx0 + q, np.uint64(words[q]))
+                    z[q] = _slow_normal(skey, _normal_index(idx0, pairs, q),
+                                        np.uint64(words[q]))
                     left -= 1
         q0 += 8
     for q in range(n8, z.size):
         if z[q] != z[q]:
-            z[q] = _slow_normal(skey, idx0 + q, np.uint64(words[q]))
+            z[q] = _slow_normal(skey, _normal_index(idx0, pairs, q), np.uint64(words[q]))
 
 
 @jit
@@ -399,12 +413,8 @@ def fill_normal_pairs(skey, pairs, z, scratch):
         draws[k] = draw_u64(skey, pairs[k])
     words = draws.view(np.uint32)
     left = _fast_run(words, z)
-    q = 0
-    while left > 0 and q < z.size:
-        if z[q] != z[q]:
-            z[q] = _slow_normal(skey, 2 * pairs[q >> 1] + (q & 1), np.uint64(words[q]))
-            left -= 1
-        q += 1
+    if left > 0:
+        _finish_rejected(skey, 0, z, words, left, pairs)
 
 
 @jit(inline="always")
@@ -435,7 +445,7 @@ def fill_normals(skey, idx0, z, scratch):
     run = z[k:k + 2 * n_pairs]
     left = _fast_run(words, run)
     if left > 0:
-        _finish_rejected(skey, idx0 + k, run, words, left)
+        _finish_rejected(skey, idx0 + k, run, words, left, _NO_PAIRS)
     if k + 2 * n_pairs < n:
         z[n - 1] = draw_normal(skey, idx0 + n - 1)
 

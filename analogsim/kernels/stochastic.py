@@ -146,7 +146,9 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
     dt = np.empty((batch, n_out), dtype=np.uint64)
     clips = np.zeros((batch, 2), dtype=np.int64)
     xkey, dkey, nkey = _sub_keys(int(key))
-    pick(_pack_columns, x.size * bl)(x, ax, bl, xkey, counter, xt, xneg, clips[:, 0])
+    pack = pick(_pack_columns, x.size * bl)
+    pack(x, ax, bl, xkey, counter, xt, xneg, clips[:, 0],
+         1 if pack is _pack_columns.serial else row_groups(batch))
     pick(_pack_trains, d.size * bl)(d, cd, bl, dkey, counter, dt, clips[:, 1])
     # Counts reach batch·bl: that many bits, but never fewer than the three planes (ones,
     # twos, fours) the adders always write (a smaller table would be indexed past its end).
@@ -227,39 +229,47 @@ def _column_words(skey, idx0, per, thr, width, lo, hi):
 
 
 @pjit
-def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips):
+def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips, n_groups):
     """Column trains, transposed: bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` = column ``j``
     fires at bit ``t`` of sample ``b``; ``xneg[b]`` marks the columns with ``x_bj < 0``.
 
     Column ``j``'s bits are the same draws as a row's train (:func:`_train`: draw
     ``(b·n + j)·per + ⌊t/2⌋``, low half for even ``t``), made 64 columns at a time
-    (:func:`_column_words`).
+    (:func:`_column_words`). Samples in ``n_groups`` groups (scratch once per group).
     """
     skey = stream_key(key, ctr)
-    n = x.shape[1]
+    batch, n = x.shape
     per = (bl + 1) // 2
-    for b in prange(x.shape[0]):
+    for g in prange(n_groups):
         thr = np.empty(64, dtype=np.uint64)
         lo = np.empty(per, dtype=np.uint64)
         hi = np.empty(per, dtype=np.uint64)
-        n_clip = 0
-        for w in range(xneg.shape[1]):
-            j0 = 64 * w
-            m = min(64, n - j0)
-            neg = _ZERO
-            for jj in range(m):
-                v = x[b, j0 + jj]
-                t, cut = _threshold(v, scale)
-                thr[jj] = t
-                n_clip += cut
-                neg |= np.uint64(v < 0.0) << np.uint64(jj)
-            thr[m:] = 0
-            xneg[b, w] = neg
-            # A narrow last block (conv1 of LeNet: 25 columns) draws whole vectors, not 64.
-            _column_words(skey, (b * n + j0) * per, per, thr, min(64, (m + 7) & ~7), lo, hi)
-            for t in range(bl):
-                xt[b * bl + t, w] = hi[t >> 1] if t & 1 else lo[t >> 1]
-        clips[b] = n_clip
+        for b in range(g * batch // n_groups, (g + 1) * batch // n_groups):
+            _pack_sample(x, scale, bl, skey, per, xt, xneg, clips, thr, lo, hi, b)
+
+
+@jit(inline="always")
+def _pack_sample(x, scale, bl, skey, per, xt, xneg, clips, thr, lo, hi, b):
+    """Sample ``b`` of :func:`_pack_columns`."""
+    n = x.shape[1]
+    n_clip = 0
+    for w in range(xneg.shape[1]):
+        j0 = 64 * w
+        m = min(64, n - j0)
+        neg = _ZERO
+        for jj in range(m):
+            v = x[b, j0 + jj]
+            t, cut = _threshold(v, scale)
+            thr[jj] = t
+            n_clip += cut
+            neg |= np.uint64(v < 0.0) << np.uint64(jj)
+        thr[m:] = 0
+        xneg[b, w] = neg
+        # A narrow last block (conv1 of LeNet: 25 columns) draws whole vectors, not 64.
+        _column_words(skey, (b * n + j0) * per, per, thr, min(64, (m + 7) & ~7), lo, hi)
+        for t in range(bl):
+            xt[b * bl + t, w] = hi[t >> 1] if t & 1 else lo[t >> 1]
+    clips[b] = n_clip
 
 
 @pjit

@@ -477,7 +477,8 @@ def test_stochastic_rejects_bad_arguments(kw, exc, pattern):
 @pytest.mark.parametrize(("n", "bl"), [(70, 31), (64, 8), (5, 1), (130, 64)])
 def test_column_words_are_the_documented_trains(n, bl):
     """Bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` is bit ``t`` of column ``j``'s train
-    (zero inputs never fire; padding columns stay 0), in both builds of the driver."""
+    (zero inputs never fire; padding columns stay 0), in both builds of the driver and
+    for any grouping of the samples."""
     from analogsim.kernels.stochastic import _pack_columns
 
     rng = np.random.default_rng(n + bl)
@@ -491,11 +492,11 @@ def test_column_words_are_the_documented_trains(n, bl):
     padded[:, :, :n] = bits
     want = (padded.reshape(3, bl, n_words, 64) << np.arange(64, dtype=np.uint64)).sum(
         axis=-1, dtype=np.uint64)
-    for driver in (_pack_columns, _pack_columns.serial):
+    for driver, groups in ((_pack_columns, 2), (_pack_columns, 3), (_pack_columns.serial, 1)):
         xt = np.full((3 * bl + 1, n_words), 7, dtype=np.uint64)
         xneg = np.zeros((4, n_words), dtype=np.uint64)
         clips = np.zeros(3, dtype=np.int64)
-        driver(x, scale, bl, np.uint64(key), np.uint64(counter), xt, xneg, clips)
+        driver(x, scale, bl, np.uint64(key), np.uint64(counter), xt, xneg, clips, groups)
         np.testing.assert_array_equal(xt[:-1].reshape(3, bl, n_words), want)
         assert int(clips.sum()) == cut >= 1
         neg = np.zeros((3, 64 * n_words), dtype=np.uint64)
