@@ -345,7 +345,8 @@ class CrossbarArray:
         common = dict(alpha_up=self._alpha_up, alpha_down=self._alpha_down,
                       frozen_p=self._frozen_p, frozen_m=self._frozen_m,
                       soft=dev.bounds == "soft", ctoc=dev.ctoc, key=self._update_key,
-                      counter=self._update_counter, pow_gamma=dev.kernel_pow_gamma)
+                      counter=self._update_counter, pow_gamma=dev.kernel_pow_gamma,
+                      ctoc_shared=dev.ctoc_scope == "cell")
         if upd.mode == "expected":
             n_pulses, n_clip = self._expected_update(x, d, float(lr), peak_x, peak_d, common)
         else:
@@ -355,7 +356,8 @@ class CrossbarArray:
                 self._gp, self._gm, x, d, float(lr), upd.bl, dev.dw_min,
                 upd.update_management, self._alpha_up, self._alpha_down, self._frozen_p,
                 self._frozen_m, common["soft"], dev.ctoc, dev.kernel_pow_gamma,
-                np.uint64(self._update_key), np.uint64(self._update_counter), peak_x, peak_d)
+                np.uint64(self._update_key), np.uint64(self._update_counter), peak_x, peak_d,
+                common["ctoc_shared"])
         self._update_counter += 1
         self._w_cache = None
         (ledger or self.ledger).charge(write_pulses=n_pulses, pulse_clips=n_clip,
@@ -403,7 +405,7 @@ class CrossbarArray:
                 alpha_down=self._alpha_down, frozen_p=self._frozen_p, frozen_m=self._frozen_m,
                 dw_min=1.0, soft=dev.bounds == "soft", ctoc=dev.ctoc, max_pulses=peak,
                 key=self._update_key, counter=self._update_counter,
-                pow_gamma=dev.kernel_pow_gamma)
+                pow_gamma=dev.kernel_pow_gamma, ctoc_shared=dev.ctoc_scope == "cell")
         self._update_counter += 1
         self._w_cache = None
         up = np.maximum(counts, 0).max(axis=0) + np.maximum(-counts, 0).max(axis=0)

@@ -197,6 +197,14 @@ class DeviceConfig:
                             "(constant step, clipped to [0, 1])")
     ctoc: float = param(0.0, lo=0.0, hi=10.0, unit="fraction of the step",
                         doc="cycle-to-cycle relative std of each pulse's step")
+    ctoc_scope: str = param("device", choices=("device", "cell"),
+                            doc="`device`: each device of the pair draws its own "
+                                "cycle-to-cycle factor, so the weight step's relative std is "
+                                "ctoc/√2 while neither device is at a bound; `cell`: one draw "
+                                "per cell and pulse direction moves both devices (relative "
+                                "std ctoc, like a single-device weight; half the draws)",
+                            source="aihwkit PulsedDevice.dw_min_std is the std of a "
+                                   "single-device weight's step, i.e. `cell`")
     dtod: float = param(0.0, lo=0.0, hi=10.0, unit="fraction of the step",
                         doc="device-to-device relative std of the step (log-normal, drawn "
                             "once per cell)")

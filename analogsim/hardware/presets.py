@@ -104,7 +104,10 @@ AIHWKIT_DEFAULT = HardwareConfig(
     noise=NoiseConfig(read_noise=0.0, out_noise=0.06, prog_noise=0.0),
     device=DeviceConfig(
         w_max=0.6, levels=None, dw_min=0.001, up_down=0.0, bounds="hard",
-        ctoc=0.3,   # dw_min_std (relative, per pulse)
+        # dw_min_std (relative, per pulse). Kept per device (ctoc_scope "device", the default)
+        # as every published table used it: the weight step's std is then 0.3/√2; aihwkit's
+        # single-device weight has 0.3, i.e. ctoc_scope = "cell" (docs/hardware.md).
+        ctoc=0.3,
         dtod=0.3,   # dw_min_dtod (aihwkit: Gaussian; here log-normal with median 1)
         drift_nu=0.0, drift_nu_std=0.0, drift_t0=1.0, stuck_on=0.0, stuck_off=0.0,
     ),

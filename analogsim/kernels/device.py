@@ -26,7 +26,10 @@ variation). Per device, ``n`` same-sign pulses give:
 
 Cycle-to-cycle noise ``ctoc`` (relative std of one pulse's step) enters through an effective
 pulse count ``n_eff = max(0, n + ctoc √n ξ)``, ``ξ ~ N(0, 1)`` drawn per device and per
-direction, used in place of ``n`` above. Before the floor this matches the mean and variance
+direction (or, with ``shared``, once per cell and direction for both devices of the pair:
+the pulse's step as a whole varies, so the weight step has relative std ``ctoc`` — with
+independent devices it is ``ctoc/√2`` while neither device is at a bound), used in place
+of ``n`` above. Before the floor this matches the mean and variance
 of a sum of ``n`` i.i.d. steps ``α(1 + ctoc ξ_k)`` exactly for hard bounds; for soft bounds it
 is a first-order approximation (each real step also depends on the state it meets; with the
 power step a fractional ``n_eff`` ends in one partial pulse of relative size
@@ -60,7 +63,7 @@ import numpy as np
 
 from ._numba import jit
 from .elementary import log_unit, pow_from_log
-from .rng import draw_normal, fill_normal_pairs
+from .rng import draw_normal, fill_normal_halves, fill_normal_pairs
 
 __all__ = ["apply_row", "apply_one_way_row", "one_way_cell", "row_is_clean"]
 
@@ -152,22 +155,22 @@ def _pow_device(g, alpha, e, pot, gamma):
 
 
 @jit(inline="always")
-def _stage(p, m, alpha, n, up, soft, ctoc, nk, idx0, nbits, stuck_p, stuck_m, gamma):
+def _stage(p, m, alpha, n, up, soft, ctoc, shared, nk, idx0, nbits, stuck_p, stuck_m, gamma):
     """Pair ``(p, m)`` after ``n`` pulses of one direction (``n = 0``: unchanged).
 
     ``gamma > 0``: power-step response (:func:`_pow_device`) instead of soft/hard bounds.
     Cycle-to-cycle noise without it is :func:`_ctoc_stage`, the dense rows' stage, given
-    this cell's two normals (drawn only when pulsed).
+    this cell's two normals (drawn only when pulsed; with ``shared`` one, for both devices).
     """
     if ctoc > 0.0 and gamma == 0.0:
         z_p = draw_normal(nk, idx0) if n > 0 else 0.0
-        z_m = draw_normal(nk, idx0 + 1) if n > 0 else 0.0
+        z_m = z_p if shared else (draw_normal(nk, idx0 + 1) if n > 0 else 0.0)
         return _ctoc_stage(p, m, alpha, n, z_p, z_m, up, soft, ctoc, stuck_p, stuck_m)
     ep = em = np.float64(n)
     if ctoc > 0.0 and n > 0:
         sn = ctoc * math.sqrt(n)
         ep = max(n + sn * draw_normal(nk, idx0), 0.0)
-        em = max(n + sn * draw_normal(nk, idx0 + 1), 0.0)
+        em = ep if shared else max(n + sn * draw_normal(nk, idx0 + 1), 0.0)
     if gamma > 0.0:
         p2 = p if stuck_p else _pow_device(p, alpha, ep, up, gamma)
         m2 = m if stuck_m else _pow_device(m, alpha, em, not up, gamma)
@@ -187,12 +190,13 @@ def _alpha_ok(a):
 
 
 @jit
-def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ctoc, nk, base,
-                 gamma):
+def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ctoc, shared,
+                 nk, base, gamma):
     """Apply ``nup[j]`` UP then ``ndn[j]`` DOWN pulses to the cells ``j = idx[:k]`` of a row.
 
     ctoc draws of cell ``c = base + j`` are ``4c + {0, 1, 2, 3}`` for (UP, G+), (UP, G-),
-    (DOWN, G+), (DOWN, G-). Returns ``(pulses applied, cells refused for a bad α)``.
+    (DOWN, G+), (DOWN, G-); with ``shared`` only ``4c`` (UP) and ``4c + 2`` (DOWN), each
+    for both devices. Returns ``(pulses applied, cells refused for a bad α)``.
     """
     n_pulses = 0
     n_bad = 0
@@ -207,9 +211,9 @@ def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ct
             continue
         sp, sm = fpr[j] != 0, fmr[j] != 0
         c4 = 4 * (base + j)
-        p, m = _stage(np.float64(gpr[j]), np.float64(gmr[j]), au, nu, True, soft, ctoc, nk, c4,
-                      nbits, sp, sm, gamma)
-        p, m = _stage(p, m, ad, nd, False, soft, ctoc, nk, c4 + 2, nbits, sp, sm, gamma)
+        p, m = _stage(np.float64(gpr[j]), np.float64(gmr[j]), au, nu, True, soft, ctoc, shared,
+                      nk, c4, nbits, sp, sm, gamma)
+        p, m = _stage(p, m, ad, nd, False, soft, ctoc, shared, nk, c4 + 2, nbits, sp, sm, gamma)
         gpr[j] = np.float32(p)
         gmr[j] = np.float32(m)
         n_pulses += nu + nd
@@ -217,7 +221,7 @@ def _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nbits, soft, ct
 
 
 @jit
-def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, nk, base,
+def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, shared, nk, base,
               gamma=0.0):
     """Device update of one row given its counts: dense or compacted, same result.
 
@@ -226,7 +230,7 @@ def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, 
     Otherwise only the pulsed cells are visited.
     """
     if ctoc > 0.0 and gamma == 0.0 and 4 * k >= gpr.size:
-        return _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base)
+        return _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, shared, nk, base)
     if ctoc == 0.0 and gamma == 0.0 and nmax < 256 and 4 * k >= gpr.size:
         args = (gpr, gmr, aur, adr, fpr, fmr, nup, ndn)
         if not soft:
@@ -235,7 +239,7 @@ def apply_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, 
             return _dense_soft4c(*args) if nmax < 16 else _dense_soft8c(*args)
         return _dense_soft4(*args) if nmax < 16 else _dense_soft8(*args)
     return _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, _bit_length(nmax), soft,
-                        ctoc, nk, base, gamma)
+                        ctoc, shared, nk, base, gamma)
 
 
 @jit(inline="always")
@@ -368,7 +372,7 @@ def _ctoc_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc):
 
 
 @jit
-def _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base):
+def _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, shared, nk, base):
     """Every cell of a row with cycle-to-cycle noise: the normals of the pulsed (cell,
     direction) pairs drawn in one vectorised pass (:func:`.rng.fill_normal_pairs`, the same
     numbers as ``draw_normal`` one by one), then the branch-free device loop. Pays off once
@@ -376,7 +380,8 @@ def _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base):
 
     Normals ``4c + 2d + {0, 1}`` (cell ``c = base + j``, direction ``d``: 0 UP, 1 DOWN) are
     the two halves of 64-bit draw ``2c + d``; only the draws of pulsed pairs are made, the
-    other entries of ``z`` stay 0 (a count of 0 ignores its normal).
+    other entries of ``z`` stay 0 (a count of 0 ignores its normal). With ``shared`` only
+    the first half is used (:func:`.rng.fill_normal_halves`), for both devices.
     """
     n = gpr.size
     pairs = np.empty(2 * n, dtype=np.int64)
@@ -386,13 +391,22 @@ def _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base):
         m += nup[j] > 0
         pairs[m] = 2 * (base + j) + 1
         m += ndn[j] > 0
-    zc = np.empty(2 * m, dtype=np.float64)
-    fill_normal_pairs(nk, pairs[:m], zc, np.empty(m, dtype=np.uint64))
     z = np.zeros(4 * n, dtype=np.float64)
-    for q in range(m):
-        at = 2 * (pairs[q] - 2 * base)
-        z[at] = zc[2 * q]
-        z[at + 1] = zc[2 * q + 1]
+    scratch = np.empty(m, dtype=np.uint64)
+    if shared:
+        zc = np.empty(m, dtype=np.float64)
+        fill_normal_halves(nk, pairs[:m], zc, scratch)
+        for q in range(m):
+            at = 2 * (pairs[q] - 2 * base)
+            z[at] = zc[q]
+            z[at + 1] = zc[q]
+    else:
+        zc = np.empty(2 * m, dtype=np.float64)
+        fill_normal_pairs(nk, pairs[:m], zc, scratch)
+        for q in range(m):
+            at = 2 * (pairs[q] - 2 * base)
+            z[at] = zc[2 * q]
+            z[at + 1] = zc[2 * q + 1]
     if soft:
         return _ctoc_soft(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc)
     return _ctoc_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc)
@@ -410,8 +424,8 @@ def _bit_length(n):
 
 
 @jit
-def apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, nk,
-                      base, gamma=0.0):
+def apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft, ctoc, shared,
+                      nk, base, gamma=0.0):
     """:func:`apply_row` for counts where no cell has both UP and DOWN pulses.
 
     Then a cell's UP-then-DOWN update is a single stage, so the dense path computes one
@@ -419,7 +433,7 @@ def apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft
     general path (after compacting the pulsed cells into ``idx``; ``k`` is their number).
     """
     if ctoc > 0.0 and gamma == 0.0 and 4 * k >= gpr.size:
-        return _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, nk, base)
+        return _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, shared, nk, base)
     if ctoc == 0.0 and gamma == 0.0 and nmax < 256 and 4 * k >= gpr.size:
         if not soft:
             return _one_way_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn)
@@ -431,7 +445,7 @@ def apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax, soft
         idx[q] = j
         q += (nup[j] | ndn[j]) != 0
     return _apply_cells(gpr, gmr, aur, adr, fpr, fmr, idx, q, nup, ndn, _bit_length(nmax), soft,
-                        ctoc, nk, base, gamma)
+                        ctoc, shared, nk, base, gamma)
 
 
 @jit(inline="always")

@@ -363,18 +363,21 @@ _NO_PAIRS = np.empty(0, dtype=np.int64)  # "a contiguous run" for _finish_reject
 
 
 @jit(inline="always")
-def _normal_index(idx0, pairs, q):
-    """Index of entry ``q`` of a run: ``idx0 + q``, or with ``pairs`` (non-empty) the
-    ``q mod 2``-th half of draw ``pairs[q // 2]``, i.e. normal ``2·pairs[q // 2] + q mod 2``."""
+def _normal_index(idx0, pairs, halves, q):
+    """Index of entry ``q`` of a run: ``idx0 + q``; with ``pairs`` (non-empty) the
+    ``q mod 2``-th half of draw ``pairs[q // 2]``, i.e. normal ``2·pairs[q // 2] + q mod 2``;
+    with ``halves`` the low half of draw ``pairs[q]``, normal ``2·pairs[q]``."""
     if pairs.size == 0:
         return idx0 + q
+    if halves:
+        return 2 * pairs[q]
     return 2 * pairs[q >> 1] + (q & 1)
 
 
 @jit
-def _finish_rejected(skey, idx0, z, words, left, pairs):
+def _finish_rejected(skey, idx0, z, words, left, pairs, halves):
     """Replace the ``left`` NaNs of ``z`` (rejected fast-path candidates) by the slow path;
-    entry ``q`` is normal :func:`_normal_index`.
+    entry ``q`` is normal :func:`_normal_index` (its 32 bits: ``words[q]``).
 
     Tests eight entries at a time (one branch per eight, taken only where a NaN is): a
     chunk of 256 holds about two.
@@ -388,13 +391,14 @@ def _finish_rejected(skey, idx0, z, words, left, pairs):
         if hit:
             for q in range(q0, q0 + 8):
                 if z[q] != z[q]:
-                    z[q] = _slow_normal(skey, _normal_index(idx0, pairs, q),
+                    z[q] = _slow_normal(skey, _normal_index(idx0, pairs, halves, q),
                                         np.uint64(words[q]))
                     left -= 1
         q0 += 8
     for q in range(n8, z.size):
         if z[q] != z[q]:
-            z[q] = _slow_normal(skey, _normal_index(idx0, pairs, q), np.uint64(words[q]))
+            z[q] = _slow_normal(skey, _normal_index(idx0, pairs, halves, q),
+                                np.uint64(words[q]))
 
 
 @jit
@@ -414,7 +418,26 @@ def fill_normal_pairs(skey, pairs, z, scratch):
     words = draws.view(np.uint32)
     left = _fast_run(words, z)
     if left > 0:
-        _finish_rejected(skey, 0, z, words, left, pairs)
+        _finish_rejected(skey, 0, z, words, left, pairs, False)
+
+
+@jit
+def fill_normal_halves(skey, pairs, z, scratch):
+    """``z[k] = draw_normal(skey, 2·pairs[k])``: the first normal of each 64-bit draw
+    ``pairs[k]`` (its low 32 bits), for rows that need one normal where a pair is drawn.
+
+    The same numbers as :func:`fill_normal_pairs` gives at even entries, with half the
+    fast-path work. ``pairs``: int64 (≥ 0); ``z``: float64, ``pairs.size`` entries;
+    ``scratch``: uint64 array of at least ``pairs.size`` entries.
+    """
+    m = pairs.size
+    draws = scratch[:m]
+    for k in range(m):
+        draws[k] = draw_u64(skey, pairs[k])
+    low = draws.view(np.uint32)[::2]  # little-endian: word 2k is the low half of draw k
+    left = _fast_run(low, z)
+    if left > 0:
+        _finish_rejected(skey, 0, z, low, left, pairs, True)
 
 
 @jit(inline="always")
@@ -445,7 +468,7 @@ def fill_normals(skey, idx0, z, scratch):
     run = z[k:k + 2 * n_pairs]
     left = _fast_run(words, run)
     if left > 0:
-        _finish_rejected(skey, idx0 + k, run, words, left, _NO_PAIRS)
+        _finish_rejected(skey, idx0 + k, run, words, left, _NO_PAIRS, False)
     if k + 2 * n_pairs < n:
         z[n - 1] = draw_normal(skey, idx0 + n - 1)
 

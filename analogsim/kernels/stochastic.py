@@ -46,7 +46,8 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
                             alpha_up: np.ndarray, alpha_down: np.ndarray,
                             frozen_p: np.ndarray, frozen_m: np.ndarray, soft: bool,
                             ctoc: float, key: int, counter: int,
-                            pow_gamma: float = 0.0) -> tuple[int, int]:
+                            pow_gamma: float = 0.0, ctoc_shared: bool = False
+                            ) -> tuple[int, int]:
     """Stochastic pulse-train update with coincidence counting, in place.
 
     Intended update ``Δw_ij = -lr Σ_b d_bi x_bj``. Per sample ``b`` and bit ``t < bl``,
@@ -81,7 +82,7 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
         Weight change of one pulse (device units).
     update_management : bool
         Balance ``A`` and ``C`` by ``x_max`` and ``d_max``.
-    alpha_up, alpha_down, frozen_p, frozen_m, soft, ctoc, key, counter, pow_gamma
+    alpha_up, alpha_down, frozen_p, frozen_m, soft, ctoc, key, counter, pow_gamma, ctoc_shared
         As in :func:`pulse_update_expected`.
 
     Returns
@@ -100,11 +101,13 @@ def pulse_update_stochastic(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np
     um = _check_bool("update_management", update_management)
     soft = _check_bool("soft", soft)
     ctoc = _check_real("ctoc", ctoc, 0.0)
+    shared = _check_bool("ctoc_shared", ctoc_shared)
     gamma = _check_real("pow_gamma", pow_gamma, 0.0)
     k, c = check_key(key, counter)
     xmax, dmax = _max_abs("x", x), _max_abs("d", d)
     return stochastic_update_unchecked(gp, gm, x, d, rate, bl, step, um, alpha_up, alpha_down,
-                                       frozen_p, frozen_m, soft, ctoc, gamma, k, c, xmax, dmax)
+                                       frozen_p, frozen_m, soft, ctoc, gamma, k, c, xmax, dmax,
+                                       shared)
 
 
 def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d: np.ndarray,
@@ -112,8 +115,8 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
                                 alpha_up: np.ndarray, alpha_down: np.ndarray,
                                 frozen_p: np.ndarray, frozen_m: np.ndarray, soft: bool,
                                 ctoc: float, pow_gamma: float, key: np.uint64,
-                                counter: np.uint64, xmax: float, dmax: float
-                                ) -> tuple[int, int]:
+                                counter: np.uint64, xmax: float, dmax: float,
+                                ctoc_shared: bool = False) -> tuple[int, int]:
     """:func:`pulse_update_stochastic` on arguments that are already valid.
 
     For a caller that checked them once and owns the device arrays (types, shapes,
@@ -156,7 +159,7 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
     # Work in cell updates: with cycle-to-cycle noise each cell draws four normals (~4x).
     drive = pick(_coincidence_driver, gp.size if ctoc > 0.0 else gp.size // 4)
     n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
-                            frozen_m, soft, ctoc, nkey, counter, n_planes,
+                            frozen_m, soft, ctoc, ctoc_shared, nkey, counter, n_planes,
                             1 if drive is _coincidence_driver.serial else row_groups(n_out),
                             pow_gamma)
     _raise_bad_alpha(n_bad)
@@ -296,8 +299,8 @@ def _ctz(typingctx, v):
 
 
 @pjit
-def _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, a_up, a_dn, fp, fm, soft, ctoc, nkey, ctr,
-                        n_planes, n_groups, gamma):
+def _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, a_up, a_dn, fp, fm, soft, ctoc, shared,
+                        nkey, ctr, n_planes, n_groups, gamma):
     """Returns the totals ``(pulses, cells with a bad α)``."""
     nk = stream_key(nkey, ctr)
     n_out, n_in = gp.shape
@@ -319,8 +322,8 @@ def _coincidence_driver(gp, gm, xt, xneg, dt, d, bl, a_up, a_dn, fp, fm, soft, c
             _planes_to_counts(planes[1], top, up)
             k, nmax = _compact_counts(tot, up, n_in, idx)
             counts[i, 0], counts[i, 1] = apply_row(gp[i], gm[i], a_up[i], a_dn[i], fp[i], fm[i],
-                                                   idx, k, up, tot, nmax, soft, ctoc, nk,
-                                                   i * n_in, gamma)
+                                                   idx, k, up, tot, nmax, soft, ctoc, shared,
+                                                   nk, i * n_in, gamma)
     return counts[:, 0].sum(), counts[:, 1].sum()
 
 

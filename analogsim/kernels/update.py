@@ -85,7 +85,8 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
                           frozen_m: np.ndarray, dw_min: float, soft: bool, ctoc: float,
                           max_pulses: int, key: int, counter: int,
                           dw_scale: float = 1.0, first_row: int = 0,
-                          pow_gamma: float = 0.0) -> tuple[int, int]:
+                          pow_gamma: float = 0.0, ctoc_shared: bool = False
+                          ) -> tuple[int, int]:
     """Pulse each cell ``round_stochastic(Δw / Δw_min)`` times, in place.
 
     Per cell, with ``Δw_ij = dw_ij · float32(dw_scale)`` (a float32 product, as
@@ -115,6 +116,9 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
         Soft (True) or hard (False) bounds.
     ctoc : float ≥ 0
         Cycle-to-cycle relative step std.
+    ctoc_shared : bool, default False
+        One cycle-to-cycle draw per cell and direction for both devices of the pair
+        (``DeviceConfig.ctoc_scope = "cell"``) instead of one per device.
     max_pulses : int ≥ 1
         Cap on pulses per cell per call.
     key, counter : int
@@ -143,6 +147,7 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
     step = _check_real("dw_min", dw_min, 0.0, lo_open=True)
     soft = _check_bool("soft", soft)
     ctoc = _check_real("ctoc", ctoc, 0.0)
+    shared = _check_bool("ctoc_shared", ctoc_shared)
     gamma = _check_real("pow_gamma", pow_gamma, 0.0)
     max_pulses = _check_int("max_pulses", max_pulses, 1, 1 << 40)
     scale = _check_real("dw_scale", dw_scale, -math.inf)
@@ -155,7 +160,7 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
     drive = pick(_expected_driver, dw.size // 4)
     n_pulses, n_clip, n_bad_alpha, n_bad = drive(
         gp, gm, dw, np.float32(scale), alpha_up, alpha_down, frozen_p, frozen_m, 1.0 / step,
-        soft, ctoc, max_pulses, k, c, nkey, row0, 1 if drive is _expected_driver.serial else
+        soft, ctoc, shared, max_pulses, k, c, nkey, row0, 1 if drive is _expected_driver.serial else
         row_groups(shape[0]), gamma)
     if n_bad:
         raise ValueError(f"dw contains {n_bad} NaN or Inf entries (after dw_scale); allowed: "
@@ -166,8 +171,8 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
 
 
 @pjit
-def _expected_driver(gp, gm, dw, dw_scale, a_up, a_dn, fp, fm, inv_min, soft, ctoc, max_pulses,
-                     key, ctr, nkey, row0, n_groups, gamma):
+def _expected_driver(gp, gm, dw, dw_scale, a_up, a_dn, fp, fm, inv_min, soft, ctoc, shared,
+                     max_pulses, key, ctr, nkey, row0, n_groups, gamma):
     """Returns the totals ``(pulses, cut cells, cells with a bad α, non-finite Δw)``."""
     ukey = stream_key(key, ctr)
     nk = stream_key(nkey, ctr)
@@ -187,13 +192,13 @@ def _expected_driver(gp, gm, dw, dw_scale, a_up, a_dn, fp, fm, inv_min, soft, ct
                                      fp[i:e].reshape(-1), fm[i:e].reshape(-1))
             counts[i, 0], counts[i, 1], counts[i, 2], counts[i, 3] = _expected_row(
                 dw[i], dw_scale, inv_min, max_pulses, ukey, row0 + i, gp[i], gm[i], a_up[i],
-                a_dn[i], fp[i], fm[i], soft, ctoc, nk, idx, nup, ndn, clean, gamma)
+                a_dn[i], fp[i], fm[i], soft, ctoc, shared, nk, idx, nup, ndn, clean, gamma)
     return counts[:, 0].sum(), counts[:, 1].sum(), counts[:, 2].sum(), counts[:, 3].sum()
 
 
 @jit
 def _expected_row(dwr, dw_scale, inv_min, max_pulses, ukey, i, gpr, gmr, aur, adr, fpr, fmr,
-                  soft, ctoc, nk, idx, nup, ndn, clean, gamma):
+                  soft, ctoc, shared, nk, idx, nup, ndn, clean, gamma):
     """Row ``i``: ``(pulses, cut cells, cells with a bad α, non-finite Δw)``.
 
     ``clean``: the row is known to have no stuck device and only valid steps.
@@ -221,7 +226,7 @@ def _expected_row(dwr, dw_scale, inv_min, max_pulses, ukey, i, gpr, gmr, aur, ad
     k, nmax, n_clip, n_bad_dw = _expected_counts(dwr, dw_scale, inv_min, max_pulses, pos, nup,
                                                  ndn)
     n_pulses, n_bad = apply_one_way_row(gpr, gmr, aur, adr, fpr, fmr, idx, k, nup, ndn, nmax,
-                                        soft, ctoc, nk, i * n, gamma)
+                                        soft, ctoc, shared, nk, i * n, gamma)
     return n_pulses, n_clip, n_bad, n_bad_dw
 
 

@@ -430,6 +430,28 @@ def test_stochastic_update_has_the_intended_expectation():
     assert t["pulse_clips"] == 0
 
 
+@pytest.mark.parametrize("mode", ["expected", "stochastic"])
+def test_ctoc_scope_reaches_the_kernels(mode):
+    """``ctoc_scope = "cell"``: one cycle-to-cycle draw moves both devices, so hard-bound
+    pulses leave ``G+ + G-`` as programmed and the weight steps spread by ``ctoc`` (not
+    ``ctoc/√2``); the default per-device draws change the sum."""
+    x = np.random.default_rng(0).standard_normal((16, 40)).astype(np.float32)
+    d = np.random.default_rng(1).standard_normal((16, 30)).astype(np.float32)
+    sums = {}
+    for scope in ("device", "cell"):
+        hw = hw_with(EXACT, device={"w_max": 8.0, "dw_min": DW, "bounds": "hard", "ctoc": 0.3,
+                                    "ctoc_scope": scope},
+                     update={"mode": mode, "bl": 31})
+        arr = make_array(40, 30, hw, seed=3)
+        arr.program(np.zeros((30, 40)))
+        gp0, gm0 = (g.astype(np.float64) for g in oracle.conductances(arr))
+        arr.pulse_update(x, d, 20 * DW)
+        gp, gm = (g.astype(np.float64) for g in oracle.conductances(arr))
+        assert arr.ledger.totals()["write_pulses"] > 0
+        sums[scope] = np.abs((gp + gm) - (gp0 + gm0)).max()
+    assert sums["cell"] < 1e-6 < sums["device"]
+
+
 def test_up_down_asymmetry_scales_the_two_directions():
     hw = hw_with(EXACT, device={"w_max": 8.0, "dw_min": DW, "bounds": "hard", "up_down": 0.5})
     arr = make_array(2, 1, hw, seed=0)

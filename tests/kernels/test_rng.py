@@ -144,3 +144,16 @@ def test_normal_pairs_equal_single_draws():
     idx = np.stack([2 * pairs, 2 * pairs + 1], axis=1).ravel()
     one = np.array([rand_normal(np.uint64(KEY), np.uint64(5), np.uint64(i)) for i in idx])
     np.testing.assert_array_equal(z, one)
+
+
+def test_normal_halves_are_the_first_of_each_pair():
+    """One normal per draw (the cell-scope cycle noise): the even entries of the pairs."""
+    from analogsim.kernels.rng import fill_normal_halves, fill_normal_pairs, stream_key
+
+    pairs = np.random.default_rng(4).choice(10**6, 5000, replace=False).astype(np.int64)
+    skey = np.uint64(stream_key(np.uint64(KEY), np.uint64(6)))
+    both, half = np.empty(2 * pairs.size), np.empty(pairs.size)
+    fill_normal_pairs(skey, pairs, both, np.empty(pairs.size, dtype=np.uint64))
+    fill_normal_halves(skey, pairs, half, np.empty(pairs.size, dtype=np.uint64))
+    np.testing.assert_array_equal(half, both[::2])
+    assert np.isfinite(half).all()

@@ -86,13 +86,16 @@ def stage(p, m, alpha, n, up, soft, ctoc, z, gamma=0.0):
     return np.where(n == 0, p, p2), np.where(n == 0, m, m2)
 
 
-def device_twin(dev, n_up, n_dn, soft, ctoc, key, counter, gamma=0.0):
-    """UP then DOWN pulses on every cell; returns new (gp, gm) float32."""
+def device_twin(dev, n_up, n_dn, soft, ctoc, key, counter, gamma=0.0, shared=False):
+    """UP then DOWN pulses on every cell; returns new (gp, gm) float32. ``shared``: the
+    (UP, G+) and (DOWN, G+) normals serve both devices (``ctoc_scope = "cell"``)."""
     p, m = dev["gp"].astype(np.float64), dev["gm"].astype(np.float64)
     z = np.zeros((4,) + p.shape)
     if ctoc > 0:
         z = normal(sub_key(key, TAG_CTOC), counter, 4 * p.size).reshape(p.shape + (4,))
         z = np.moveaxis(z, -1, 0)
+        if shared:
+            z = z[[0, 0, 2, 2]]
     p2, m2 = stage(p, m, dev["alpha_up"].astype(np.float64), n_up, True, soft, ctoc, z[0:2],
                    gamma)
     p2, m2 = stage(p2, m2, dev["alpha_down"].astype(np.float64), n_dn, False, soft, ctoc,
@@ -102,7 +105,8 @@ def device_twin(dev, n_up, n_dn, soft, ctoc, key, counter, gamma=0.0):
     return p2, m2
 
 
-def expected_twin(dev, dw, dw_min, soft, ctoc, max_pulses, key, counter, gamma=0.0):
+def expected_twin(dev, dw, dw_min, soft, ctoc, max_pulses, key, counter, gamma=0.0,
+                  shared=False):
     a = np.minimum(np.abs(dw.astype(np.float64)) * (1.0 / dw_min), max_pulses + 1.0)
     u = uniform_twin(key, counter, dw.size).reshape(dw.shape)
     fl = np.floor(a)
@@ -110,8 +114,8 @@ def expected_twin(dev, dw, dw_min, soft, ctoc, max_pulses, key, counter, gamma=0
     n_clip = int(np.count_nonzero(n > max_pulses))
     n = np.minimum(n, max_pulses)
     n_up, n_dn = np.where(dw > 0, n, 0), np.where(dw > 0, 0, n)
-    return (device_twin(dev, n_up, n_dn, soft, ctoc, key, counter, gamma), int(n.sum()),
-            n_clip)
+    return (device_twin(dev, n_up, n_dn, soft, ctoc, key, counter, gamma, shared),
+            int(n.sum()), n_clip)
 
 
 def trains_twin(v, scale, bl, key, counter):
@@ -130,7 +134,8 @@ def trains_twin(v, scale, bl, key, counter):
     return bits, cut
 
 
-def stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, key, counter, gamma=0.0):
+def stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, key, counter, gamma=0.0,
+                    shared=False):
     xmax, dmax = float(np.abs(x).max()), float(np.abs(d).max())
     base = lr / (bl * dw_min)
     ax = math.sqrt(base * dmax / xmax) if um else math.sqrt(base)
@@ -141,7 +146,7 @@ def stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, key, counter, gam
     opposite = (d < 0)[:, :, None] != (x < 0)[:, None, :]         # (B, n_out, n_in)
     n_tot = coinc.sum(axis=(0, 1))
     n_up = (coinc & opposite[:, None]).sum(axis=(0, 1))
-    new = device_twin(dev, n_up, n_tot - n_up, soft, ctoc, key, counter, gamma)
+    new = device_twin(dev, n_up, n_tot - n_up, soft, ctoc, key, counter, gamma, shared)
     return new, int(n_tot.sum()), cut_x + cut_d
 
 
@@ -171,8 +176,8 @@ def dev_kw(dev):
 @pytest.mark.parametrize("stuck", [0.1, 0.0])
 @pytest.mark.parametrize(("nmax", "density"), [(3, 1.0), (15, 0.6), (90, 0.9), (300, 0.8),
                                                (7, 0.05)])
-@pytest.mark.parametrize("ctoc", [0.0, 0.35])
-def test_device_worker_with_fixed_counts(soft, stuck, nmax, density, ctoc):
+@pytest.mark.parametrize(("ctoc", "shared"), [(0.0, False), (0.35, False), (0.35, True)])
+def test_device_worker_with_fixed_counts(soft, stuck, nmax, density, ctoc, shared):
     """dw = n·dw_min with dw_min a power of two: counts are exact, no rounding draw decides.
     The cases cover the fused count-and-update loops (counts < 16 and < 256, rows with and
     without stuck devices), the dense row paths (with and without ctoc) and the compacted
@@ -184,10 +189,11 @@ def test_device_worker_with_fixed_counts(soft, stuck, nmax, density, ctoc):
     n = rng.integers(-nmax, nmax + 1, shape) * (rng.random(shape) < density)
     dw_min = 2.0**-10
     dw = (n * dw_min).astype(np.float32)
-    want, total, _ = expected_twin(dev, dw, dw_min, soft, ctoc, 10_000, KEY, 4)
+    want, total, _ = expected_twin(dev, dw, dw_min, soft, ctoc, 10_000, KEY, 4, shared=shared)
     gp, gm = dev["gp"].copy(), dev["gm"].copy()
     got = pulse_update_expected(gp, gm, dw, dw_min=dw_min, soft=soft, ctoc=ctoc,
-                                max_pulses=10_000, key=KEY, counter=4, **dev_kw(dev))
+                                max_pulses=10_000, key=KEY, counter=4, ctoc_shared=shared,
+                                **dev_kw(dev))
     assert got == (total, 0) == (int(np.abs(n).sum()), 0)
     np.testing.assert_array_equal(gp, want[0])
     np.testing.assert_array_equal(gm, want[1])
@@ -215,9 +221,9 @@ def test_expected_matches_twin_with_stochastic_rounding(soft, ctoc, stuck):
 
 
 @pytest.mark.parametrize("gamma", [0.5, 2.0])
-@pytest.mark.parametrize("ctoc", [0.0, 0.4])
+@pytest.mark.parametrize(("ctoc", "shared"), [(0.0, False), (0.4, False), (0.4, True)])
 @pytest.mark.parametrize("big", [False, True])
-def test_expected_power_step_matches_twin(gamma, ctoc, big):
+def test_expected_power_step_matches_twin(gamma, ctoc, shared, big):
     """The power-step response (aihwkit PowStepDevice on [0, 1]) per pulse, bit for bit;
     ``big``: dense rows with counts up to 60 (the paths that would otherwise be fused)."""
     rng = np.random.default_rng(int(10 * gamma) + big)
@@ -226,10 +232,11 @@ def test_expected_power_step_matches_twin(gamma, ctoc, big):
     dw_min = 2.0**-10
     n = rng.integers(-60 if big else -3, 61 if big else 4, shape)
     dw = (n * dw_min).astype(np.float32)
-    want, total, _ = expected_twin(dev, dw, dw_min, True, ctoc, 100, KEY, 3, gamma)
+    want, total, _ = expected_twin(dev, dw, dw_min, True, ctoc, 100, KEY, 3, gamma, shared)
     gp, gm = dev["gp"].copy(), dev["gm"].copy()
     got = pulse_update_expected(gp, gm, dw, dw_min=dw_min, soft=True, ctoc=ctoc, max_pulses=100,
-                                key=KEY, counter=3, pow_gamma=gamma, **dev_kw(dev))
+                                key=KEY, counter=3, pow_gamma=gamma, ctoc_shared=shared,
+                                **dev_kw(dev))
     assert got == (total, 0) == (int(np.abs(n).sum()), 0)
     np.testing.assert_array_equal(gp, want[0])
     np.testing.assert_array_equal(gm, want[1])
@@ -319,8 +326,11 @@ def test_soft_closed_form_equals_sequential_pulses(up):
     assert (np.all(g_once[0] > dev["gp"]) if up else np.all(g_once[0] < dev["gp"]))
 
 
-def test_ctoc_spreads_the_step_with_the_right_std():
-    """Hard bounds: each device moves by α/2 · n_eff, n_eff ~ N(n, ctoc² n) (floored at 0)."""
+@pytest.mark.parametrize("shared", [False, True])
+def test_ctoc_spreads_the_step_with_the_right_std(shared):
+    """Hard bounds: each device moves by α/2 · n_eff, n_eff ~ N(n, ctoc² n) (floored at 0);
+    independent per device, the weight's std is ctoc √n / √2 pulses, shared (cell scope)
+    it is ctoc √n and G+ + G- stays as it was (to float32 rounding of each device)."""
     shape, n, ctoc = (200, 100), 9, 0.2
     dw_min = 2.0**-12
     dev = make_device(shape, g=0.5, stuck=0.0)
@@ -328,22 +338,29 @@ def test_ctoc_spreads_the_step_with_the_right_std():
     gp, gm = dev["gp"], dev["gm"]
     pulse_update_expected(gp, gm, np.full(shape, n * dw_min, dtype=np.float32), dw_min=dw_min,
                           soft=False, ctoc=ctoc, max_pulses=100, key=KEY, counter=0,
-                          **dev_kw(dev))
+                          ctoc_shared=shared, **dev_kw(dev))
     steps = (gp.astype(np.float64) - 0.5) / (0.5 * dw_min)
     assert abs(steps.mean() - n) < 0.02
     assert abs(steps.std() - ctoc * math.sqrt(n)) < 0.02
+    w_steps = (gp.astype(np.float64) - gm) / dw_min      # pulses of the weight
+    want = ctoc * math.sqrt(n) / (1.0 if shared else math.sqrt(2.0))
+    assert abs(w_steps.std() - want) < 0.02
+    if shared:
+        np.testing.assert_allclose(gp.astype(np.float64) + gm, 1.0, rtol=0, atol=1e-7)
 
 
 # --------------------------------------------------------------------------- stochastic mode
 
 
-@pytest.mark.parametrize(("soft", "um", "ctoc", "bl", "lr"), [
-    (True, True, 0.0, 31, 0.05), (False, False, 0.0, 7, 0.05), (True, False, 0.3, 64, 0.05),
-    (False, True, 0.5, 1, 0.05),
+@pytest.mark.parametrize(("soft", "um", "ctoc", "bl", "lr", "shared"), [
+    (True, True, 0.0, 31, 0.05, False), (False, False, 0.0, 7, 0.05, False),
+    (True, False, 0.3, 64, 0.05, False), (False, True, 0.5, 1, 0.05, False),
+    (False, True, 0.5, 9, 0.05, True), (True, False, 0.3, 31, 0.05, True),
     # few pulses: rows from 4 % to 33 % pulsed, so both ctoc paths (compacted, dense)
-    (True, False, 0.3, 2, 0.0003), (False, False, 0.45, 2, 0.0003),
+    (True, False, 0.3, 2, 0.0003, False), (False, False, 0.45, 2, 0.0003, False),
+    (False, False, 0.45, 2, 0.0003, True),
 ])
-def test_stochastic_matches_twin(soft, um, ctoc, bl, lr):
+def test_stochastic_matches_twin(soft, um, ctoc, bl, lr, shared):
     rng = np.random.default_rng(bl)
     b, n_out, n_in = 6, 5, 70            # 70 inputs: two 64-column words, one partial
     x = rng.standard_normal((b, n_in)).astype(np.float32)
@@ -352,10 +369,12 @@ def test_stochastic_matches_twin(soft, um, ctoc, bl, lr):
     d = rng.standard_normal((b, n_out)).astype(np.float32)
     dev = make_device((n_out, n_in), seed=bl, alpha=(0.001, 0.01))
     dw_min = 0.01
-    want, total, cut = stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, KEY, 6)
+    want, total, cut = stochastic_twin(dev, x, d, lr, bl, dw_min, um, soft, ctoc, KEY, 6,
+                                       shared=shared)
     gp, gm = dev["gp"].copy(), dev["gm"].copy()
     got = pulse_update_stochastic(gp, gm, x, d, lr, bl=bl, dw_min=dw_min, update_management=um,
-                                  soft=soft, ctoc=ctoc, key=KEY, counter=6, **dev_kw(dev))
+                                  soft=soft, ctoc=ctoc, key=KEY, counter=6, ctoc_shared=shared,
+                                  **dev_kw(dev))
     assert got == (total, cut)
     assert total > 0 and cut >= 1
     np.testing.assert_array_equal(gp, want[0])
