@@ -19,6 +19,7 @@ class later only means replacing those functions.
 Usage::
 
     python benchmarks/bench_crossbar.py [--quick] [--repeats N] [--ctoc C]
+                                        [--ctoc-scope {device,cell}]
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Case:
     n_out: int
     batch: int
     ctoc: float = 0.0
+    shared: bool = False  # ctoc_scope "cell": one draw per cell and direction
     rng: np.random.Generator = field(default_factory=lambda: np.random.default_rng(0))
     counter: int = 0
 
@@ -122,7 +124,8 @@ def expected_update(c: Case) -> Callable[[], object]:
             dev = {k: v[b] for k, v in c.dev.items()}
             pulse_update_expected(c.gp[b], c.gm[b], c.d[:, b].T @ c.x, dw_min=DW_MIN, soft=True,
                                   ctoc=c.ctoc, max_pulses=31 * c.batch, key=c.update_key,
-                                  counter=counter, dw_scale=-LR, first_row=r0, **dev)
+                                  counter=counter, dw_scale=-LR, first_row=r0,
+                                  ctoc_shared=c.shared, **dev)
     return run
 
 
@@ -130,7 +133,8 @@ def stochastic_update(c: Case) -> Callable[[], object]:
     def run() -> tuple[int, int]:
         return pulse_update_stochastic(c.gp, c.gm, c.x, c.d, LR, bl=31, dw_min=DW_MIN,
                                        update_management=True, soft=True, ctoc=c.ctoc,
-                                       key=c.update_key, counter=c.next_counter(), **c.dev)
+                                       key=c.update_key, counter=c.next_counter(),
+                                       ctoc_shared=c.shared, **c.dev)
     return run
 
 
@@ -164,8 +168,9 @@ def machine_info() -> str:
             f"BLAS: {blas}  numpy {np.__version__}" + (f"  env: {env}" if env else ""))
 
 
-def run_shape(shape: tuple[int, int, int], repeats: int, ctoc: float) -> dict[str, float]:
-    case = Case(*shape, ctoc=ctoc)
+def run_shape(shape: tuple[int, int, int], repeats: int, ctoc: float, shared: bool = False
+              ) -> dict[str, float]:
+    case = Case(*shape, ctoc=ctoc, shared=shared)
     return {name: median_time(make(case), repeats) for name, make in MEASUREMENTS.items()}
 
 
@@ -189,12 +194,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="3 repeats instead of 15")
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per measurement")
     ap.add_argument("--ctoc", type=float, default=0.0, help="cycle-to-cycle noise of updates")
+    ap.add_argument("--ctoc-scope", choices=("device", "cell"), default="device",
+                    help="one cycle-to-cycle draw per device (default) or per cell")
     args = ap.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 15)
     print(machine_info())
-    print(f"repeats: {repeats} (median), lr {LR}, dw_min {DW_MIN}, ctoc {args.ctoc}, "
+    print(f"repeats: {repeats} (median), lr {LR}, dw_min {DW_MIN}, ctoc {args.ctoc} "
+          f"(scope {args.ctoc_scope}), "
           f"{BITS}-bit DAC/ADC, read_std {READ_STD}, out_std {OUT_STD}, blocks of {BLOCK}\n")
-    results = {shape: run_shape(shape, repeats, args.ctoc) for shape in SHAPES}
+    results = {shape: run_shape(shape, repeats, args.ctoc, args.ctoc_scope == "cell")
+               for shape in SHAPES}
     print_table(results)
 
 

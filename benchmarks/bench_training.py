@@ -18,6 +18,9 @@ For the network 784-256-256-10 (tanh hidden units, softmax cross-entropy) on 784
   does), so the time is measured, not extrapolated (``--quick`` extrapolates from a short run
   and says so).
 
+A preset name may end in ``:cell`` (e.g. ``aihwkit_default:cell``): that preset with
+``device.ctoc_scope = "cell"`` (one cycle-to-cycle draw per cell and direction).
+
 ``--rounds N`` prints, instead, the steps the speed targets name (DFA, BP bidirectional and
 probe, FA) at 1 and 2 numba threads as the median and range over ``N`` interleaved rounds.
 
@@ -35,6 +38,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -50,6 +54,7 @@ from bench_crossbar import machine_info  # noqa: E402
 
 from analogsim.experiments.data import load_dataset, onehot  # noqa: E402
 from analogsim.experiments.runner import TrainConfig, build_run  # noqa: E402
+from analogsim.hardware.config import HardwareConfig  # noqa: E402
 from analogsim.hardware.presets import get_preset  # noqa: E402
 from analogsim.kernels import get_threads, kernel_threads, set_threads  # noqa: E402
 from analogsim.layers.network import ModelConfig  # noqa: E402
@@ -158,11 +163,20 @@ class Row:
     plain_epoch: float
 
 
+def hardware(name: str) -> HardwareConfig:
+    """Preset ``name``; ``name:cell`` is it with ``device.ctoc_scope = "cell"``."""
+    base, _, scope = name.partition(":")
+    hw = get_preset(base)
+    if not scope:
+        return hw
+    return dataclasses.replace(hw, device=dataclasses.replace(hw.device, ctoc_scope=scope))
+
+
 def variants(presets: list[str]) -> list[Variant]:
     """Every rule in RULES; rules needing ``Wᵀδ`` once per strategy the preset allows."""
     out = []
     for p in presets:
-        hw = get_preset(p)
+        hw = hardware(p)
         for name in RULES:
             if get_rule(name, seed=0).needs_transpose:
                 out += [Variant(p, name, tr) for tr in TRANSPOSES
@@ -175,7 +189,7 @@ def variants(presets: list[str]) -> list[Variant]:
 def build_trainer(v: Variant, sizes: tuple[int, ...], batch: int):
     cfg = TrainConfig(rule=v.rule, batch_size=batch, lr=LR, seed=0,
                       transpose=v.transpose or "probe")
-    return build_run(get_preset(v.preset), ModelConfig(sizes=sizes, hidden="tanh"), cfg,
+    return build_run(hardware(v.preset), ModelConfig(sizes=sizes, hidden="tanh"), cfg,
                      sizes[0], sizes[-1])
 
 
@@ -207,7 +221,7 @@ def run_rules(args, x, t, sizes) -> tuple[dict, list[Row]]:
         step = median_time(lambda tr=tr: tr.step(xb, tb), args.repeats, args.warmup)
         ep = epoch_time(tr.step, x, t, args.batch, args.samples, args.epochs)
         rows.append(Row(v, step, ep, p_step, p_epoch))
-        print(f"  measured {v.preset:<16} {v.label:<20} step {step * 1e3:8.2f} ms  "
+        print(f"  measured {v.preset:<20} {v.label:<20} step {step * 1e3:8.2f} ms  "
               f"epoch {ep:7.3f} s  (plain {p_step * 1e3:.3f} ms, {p_epoch:.3f} s)", flush=True)
     base = {"step": statistics.median(r.plain_step for r in rows),
             "epoch": statistics.median(r.plain_epoch for r in rows)}
@@ -288,14 +302,14 @@ def print_report(args, data_desc, sizes, base, rows, target) -> None:
           f"{args.batch}, epoch = {args.samples} samples, lr {LR}")
     print(f"medians: {args.repeats} steps, {args.epochs} epoch(s); ratio = analog / plain "
           "float32 BP of the same shapes, measured just before each row\n")
-    head = f"{'preset':<17}{'rule':<21}{'step ms':>10}{'ratio':>9}{'epoch s':>10}{'ratio':>9}"
+    head = f"{'preset':<21}{'rule':<21}{'step ms':>10}{'ratio':>9}{'epoch s':>10}{'ratio':>9}"
     print(head)
     print("-" * len(head))
-    print(f"{'plain float32 BP (median)':<38}{base['step'] * 1e3:>10.3f}{'1.00x':>9}"
+    print(f"{'plain float32 BP (median)':<42}{base['step'] * 1e3:>10.3f}{'1.00x':>9}"
           f"{base['epoch']:>10.3f}{'1.00x':>9}")
     for r in rows:
         v = r.variant
-        print(f"{v.preset:<17}{v.label:<21}{r.step * 1e3:>10.3f}"
+        print(f"{v.preset:<21}{v.label:<21}{r.step * 1e3:>10.3f}"
               f"{r.step / r.plain_step:>8.1f}x{r.epoch:>10.3f}{r.epoch / r.plain_epoch:>8.1f}x")
     print("\nincumbent for context (aihwkit 1.1, 1024x1024x256, ratio to its plain matmul): "
           + ", ".join(f"{k} ~{v:g}x" for k, v in INCUMBENT.items()))

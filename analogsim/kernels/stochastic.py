@@ -231,6 +231,24 @@ def _column_words(skey, idx0, per, thr, width, lo, hi):
         hi[tp] = hw
 
 
+@jit
+def _sparse_column_words(skey, idx0, per, cols, thc, k, lo, hi):
+    """:func:`_column_words` for a block of which only the columns ``cols[:k]`` (thresholds
+    ``thc[:k]``) can fire: only their draws are made. The other columns have ``thr = 0``
+    and never fire, so the words are the same bits (a first layer's zero pixels, a
+    convolution's zero padding)."""
+    for tp in range(per):
+        lw = _ZERO
+        hw = _ZERO
+        for q in range(k):
+            jj = cols[q]
+            h = _mix(skey + (np.uint64(idx0 + jj * per + tp) + _ONE) * _GAMMA)
+            lw |= np.uint64((h & _MASK32) < thc[q]) << np.uint64(jj)
+            hw |= np.uint64((h >> _S32) < thc[q]) << np.uint64(jj)
+        lo[tp] = lw
+        hi[tp] = hw
+
+
 @pjit
 def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips, n_groups):
     """Column trains, transposed: bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` = column ``j``
@@ -245,14 +263,16 @@ def _pack_columns(x, scale, bl, key, ctr, xt, xneg, clips, n_groups):
     per = (bl + 1) // 2
     for g in prange(n_groups):
         thr = np.empty(64, dtype=np.uint64)
+        thc = np.empty(64, dtype=np.uint64)
+        cols = np.empty(64, dtype=np.int64)
         lo = np.empty(per, dtype=np.uint64)
         hi = np.empty(per, dtype=np.uint64)
         for b in range(g * batch // n_groups, (g + 1) * batch // n_groups):
-            _pack_sample(x, scale, bl, skey, per, xt, xneg, clips, thr, lo, hi, b)
+            _pack_sample(x, scale, bl, skey, per, xt, xneg, clips, thr, thc, cols, lo, hi, b)
 
 
 @jit(inline="always")
-def _pack_sample(x, scale, bl, skey, per, xt, xneg, clips, thr, lo, hi, b):
+def _pack_sample(x, scale, bl, skey, per, xt, xneg, clips, thr, thc, cols, lo, hi, b):
     """Sample ``b`` of :func:`_pack_columns`."""
     n = x.shape[1]
     n_clip = 0
@@ -260,16 +280,29 @@ def _pack_sample(x, scale, bl, skey, per, xt, xneg, clips, thr, lo, hi, b):
         j0 = 64 * w
         m = min(64, n - j0)
         neg = _ZERO
+        k = 0
         for jj in range(m):
             v = x[b, j0 + jj]
             t, cut = _threshold(v, scale)
             thr[jj] = t
             n_clip += cut
             neg |= np.uint64(v < 0.0) << np.uint64(jj)
+            k += t > 0
         thr[m:] = 0
         xneg[b, w] = neg
         # A narrow last block (conv1 of LeNet: 25 columns) draws whole vectors, not 64.
-        _column_words(skey, (b * n + j0) * per, per, thr, min(64, (m + 7) & ~7), lo, hi)
+        width = min(64, (m + 7) & ~7)
+        if 4 * k <= width:
+            # Mostly zero inputs: list the columns that can fire and draw only theirs (the
+            # list is built here, not in the loop above, which then stays vectorised).
+            k = 0
+            for jj in range(m):
+                cols[k] = jj
+                thc[k] = thr[jj]
+                k += thr[jj] > 0
+            _sparse_column_words(skey, (b * n + j0) * per, per, cols, thc, k, lo, hi)
+        else:
+            _column_words(skey, (b * n + j0) * per, per, thr, width, lo, hi)
         for t in range(bl):
             xt[b * bl + t, w] = hi[t >> 1] if t & 1 else lo[t >> 1]
     clips[b] = n_clip

@@ -493,16 +493,19 @@ def test_stochastic_rejects_bad_arguments(kw, exc, pattern):
         pulse_update_stochastic(**stochastic_args(**kw))
 
 
-@pytest.mark.parametrize(("n", "bl"), [(70, 31), (64, 8), (5, 1), (130, 64)])
-def test_column_words_are_the_documented_trains(n, bl):
+@pytest.mark.parametrize(("n", "bl", "zeros"), [(70, 31, 0.25), (64, 8, 0.25), (5, 1, 0.25),
+                                                (130, 64, 0.25), (200, 31, 0.85),
+                                                (25, 9, 0.8)])
+def test_column_words_are_the_documented_trains(n, bl, zeros):
     """Bit ``j mod 64`` of ``xt[b·bl + t, j // 64]`` is bit ``t`` of column ``j``'s train
     (zero inputs never fire; padding columns stay 0), in both builds of the driver and
-    for any grouping of the samples."""
+    for any grouping of the samples; mostly zero inputs take the sparse block path."""
     from analogsim.kernels.stochastic import _pack_columns
 
     rng = np.random.default_rng(n + bl)
     x = rng.standard_normal((3, n)).astype(np.float32)
     x[:, ::4] = 0.0
+    x[rng.random(x.shape) < zeros] = 0.0
     x[1, 2] = 9.0                                       # p = 0.3·9 > 1: cut
     key, counter, scale = make_key(3, 4), 17, 0.3
     bits, cut = trains_twin(x, scale, bl, key, counter)  # (B, bl, n)
