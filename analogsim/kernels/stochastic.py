@@ -218,17 +218,26 @@ def _column_words(skey, idx0, per, thr, width, lo, hi):
     independent of the others, so the loop over ``jj`` vectorises (AVX-512: eight SplitMix
     draws, compares and shifts per instruction) and no bit transpose is needed. Columns with
     ``thr = 0`` (zero inputs, padding up to a multiple of 8) are drawn too and never fire:
-    cheaper than a branch.
+    cheaper than a branch (blocks of mostly such columns take :func:`_sparse_column_words`).
     """
     for tp in range(per):
         lw = _ZERO
         hw = _ZERO
         for jj in range(width):
-            h = _mix(skey + (np.uint64(idx0 + jj * per + tp) + _ONE) * _GAMMA)
-            lw |= np.uint64((h & _MASK32) < thr[jj]) << np.uint64(jj)
-            hw |= np.uint64((h >> _S32) < thr[jj]) << np.uint64(jj)
+            lo_bit, hi_bit = _fire_bits(skey, idx0 + jj * per + tp, thr[jj], jj)
+            lw |= lo_bit
+            hw |= hi_bit
         lo[tp] = lw
         hi[tp] = hw
+
+
+@jit(inline="always")
+def _fire_bits(skey, idx, thr, jj):
+    """Column ``jj``'s bits from draw ``idx``: the low and high 32 bits compared with
+    ``thr``, each placed at bit ``jj`` of its word."""
+    h = _mix(skey + (np.uint64(idx) + _ONE) * _GAMMA)
+    return (np.uint64((h & _MASK32) < thr) << np.uint64(jj),
+            np.uint64((h >> _S32) < thr) << np.uint64(jj))
 
 
 @jit
@@ -241,10 +250,9 @@ def _sparse_column_words(skey, idx0, per, cols, thc, k, lo, hi):
         lw = _ZERO
         hw = _ZERO
         for q in range(k):
-            jj = cols[q]
-            h = _mix(skey + (np.uint64(idx0 + jj * per + tp) + _ONE) * _GAMMA)
-            lw |= np.uint64((h & _MASK32) < thc[q]) << np.uint64(jj)
-            hw |= np.uint64((h >> _S32) < thc[q]) << np.uint64(jj)
+            lo_bit, hi_bit = _fire_bits(skey, idx0 + cols[q] * per + tp, thc[q], cols[q])
+            lw |= lo_bit
+            hw |= hi_bit
         lo[tp] = lw
         hi[tp] = hw
 
