@@ -65,7 +65,8 @@ def test_bundled_settings_change_the_resolved_config() -> None:
 
 def test_long_specs_exist_and_resolve() -> None:
     assert [p.relative_to(EXPERIMENTS_DIR).as_posix() for p in LONG_SPECS] == [
-        "fashion/forward_rules.toml", "fashion/lenet.toml", "fashion/optimizer_ablation.toml",
+        "fashion/ctoc_scope.toml", "fashion/forward_rules.toml", "fashion/lenet.toml",
+        "fashion/optimizer_ablation.toml",
         "fashion/optimizers.toml", "fashion/optimizers_adc.toml",
         "fashion/optimizers_core.toml", "fashion/rules_tuned.toml",
         "fashion/seed_problems.toml", "mnist/rules_table_mnist.toml"]
