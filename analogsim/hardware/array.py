@@ -342,12 +342,11 @@ class CrossbarArray:
         if not (math.isfinite(peak_x) and math.isfinite(peak_d)):
             raise ValueError("x or d contains NaN or Inf; allowed: finite values")
         dev, upd = self.hw.device, self.hw.update
-        common = dict(alpha_up=self._alpha_up, alpha_down=self._alpha_down,
-                      frozen_p=self._frozen_p, frozen_m=self._frozen_m,
-                      soft=dev.bounds == "soft", ctoc=dev.ctoc, key=self._update_key,
-                      counter=self._update_counter, pow_gamma=dev.kernel_pow_gamma,
-                      ctoc_shared=dev.ctoc_scope == "cell")
+        soft, shared = dev.bounds == "soft", dev.ctoc_scope == "cell"
         if upd.mode == "expected":
+            common = dict(soft=soft, ctoc=dev.ctoc, key=self._update_key,
+                          counter=self._update_counter, pow_gamma=dev.kernel_pow_gamma,
+                          ctoc_shared=shared)
             n_pulses, n_clip = self._expected_update(x, d, float(lr), peak_x, peak_d, common)
         else:
             # Everything the kernel's checks would look at is checked above or owned by the
@@ -355,9 +354,9 @@ class CrossbarArray:
             n_pulses, n_clip = stochastic_update_unchecked(
                 self._gp, self._gm, x, d, float(lr), upd.bl, dev.dw_min,
                 upd.update_management, self._alpha_up, self._alpha_down, self._frozen_p,
-                self._frozen_m, common["soft"], dev.ctoc, dev.kernel_pow_gamma,
+                self._frozen_m, soft, dev.ctoc, dev.kernel_pow_gamma,
                 np.uint64(self._update_key), np.uint64(self._update_counter), peak_x, peak_d,
-                common["ctoc_shared"])
+                shared)
         self._update_counter += 1
         self._w_cache = None
         (ledger or self.ledger).charge(write_pulses=n_pulses, pulse_clips=n_clip,

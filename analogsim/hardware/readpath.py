@@ -13,17 +13,11 @@ from typing import Protocol
 
 import numpy as np
 
-from ..kernels.read import adc_read_unchecked, dac_encode_unchecked
+from ..kernels.read import adc_read_unchecked, converter_levels, dac_encode_unchecked
 from .config import HardwareConfig
 from .ledger import Ledger
 
 __all__ = ["analog_read", "read_encoded", "charge_read"]
-
-
-def _levels(bits: int | None) -> int:
-    """A ``bits``-bit signed converter's non-zero levels per sign, ``2**(bits-1) - 1``
-    (0: an ideal converter), as the kernels take them."""
-    return 0 if bits is None else (1 << (bits - 1)) - 1
 
 
 class ReadState(Protocol):
@@ -55,7 +49,7 @@ def analog_read(arr: ReadState, x: np.ndarray, w: np.ndarray, in_starts: np.ndar
     # The kernels' unchecked entries: the configuration is validated when it is built, the
     # batch by the public call, the layout and the state by the array (per read, the
     # kernels' own checks were a visible share of a small training step).
-    levels = _levels(hw.dac.bits)
+    levels = converter_levels(hw.dac.bits)
     xq, scale, sqnorm, n_clip = dac_encode_unchecked(
         x, levels, np.float32(hw.dac.input_range), hw.dac.scaling != "fixed", per_tile,
         in_starts)
@@ -122,7 +116,7 @@ def read_encoded(arr: ReadState, xq: np.ndarray, scale: np.ndarray, sqnorm: np.n
         read_std = math.sqrt(hw.device.w_max) * hw.noise.read_noise
         var = np.empty((batch, n_out), dtype=np.float32)
         xsq = xq * xq
-    out_std, levels = hw.noise.out_noise, _levels(hw.adc.bits)
+    out_std, levels = hw.noise.out_noise, converter_levels(hw.adc.bits)
     key = np.uint64(arr._read_key)
     no_var = np.zeros((1, 1), dtype=np.float32)  # the driver's argument without read_var
     for k in range(n_blocks):

@@ -391,22 +391,19 @@ def _dense_ctoc(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, soft, ctoc, shared, nk, 
         m += nup[j] > 0
         pairs[m] = 2 * (base + j) + 1
         m += ndn[j] > 0
-    z = np.zeros(4 * n, dtype=np.float64)
+    # Normals per pulsed pair: 1 shared by both devices, or 2 (G+ then G-).
+    per = 1 if shared else 2
+    zc = np.empty(per * m, dtype=np.float64)
     scratch = np.empty(m, dtype=np.uint64)
     if shared:
-        zc = np.empty(m, dtype=np.float64)
         fill_normal_halves(nk, pairs[:m], zc, scratch)
-        for q in range(m):
-            at = 2 * (pairs[q] - 2 * base)
-            z[at] = zc[q]
-            z[at + 1] = zc[q]
     else:
-        zc = np.empty(2 * m, dtype=np.float64)
         fill_normal_pairs(nk, pairs[:m], zc, scratch)
-        for q in range(m):
-            at = 2 * (pairs[q] - 2 * base)
-            z[at] = zc[2 * q]
-            z[at + 1] = zc[2 * q + 1]
+    z = np.zeros(4 * n, dtype=np.float64)
+    for q in range(m):
+        at = 2 * (pairs[q] - 2 * base)
+        z[at] = zc[per * q]
+        z[at + 1] = zc[per * q + per - 1]
     if soft:
         return _ctoc_soft(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc)
     return _ctoc_hard(gpr, gmr, aur, adr, fpr, fmr, nup, ndn, z, ctoc)

@@ -39,7 +39,8 @@ from numba.extending import intrinsic
 from ._numba import jit, pick, pjit, prange, row_groups
 from .rng import check_key, fill_normals, normal_scratch, stream_key
 
-__all__ = ["dac_encode", "adc_read", "max_abs", "dac_encode_unchecked", "adc_read_unchecked"]
+__all__ = ["dac_encode", "adc_read", "max_abs", "dac_encode_unchecked", "adc_read_unchecked",
+           "converter_levels"]
 
 # Outputs per noise batch: the normals of one chunk are drawn together (vectorised), then
 # consumed by the branch-free conversion loop while still in L1.
@@ -92,13 +93,17 @@ def _raise_array_type(name: str, a: object, dtype: type) -> None:
 
 
 def _check_bits(name: str, bits: object) -> int:
-    """``None`` (ideal converter) → 0; else bits in [2, 24] → levels ``L = 2**(bits-1) - 1``."""
-    if bits is None:
-        return 0
-    if not _is_int(bits) or not 2 <= int(bits) <= 24:
+    """``None`` (ideal converter) → 0; else bits in [2, 24] → :func:`converter_levels`."""
+    if bits is not None and (not _is_int(bits) or not 2 <= int(bits) <= 24):
         # bits = 1 has 2**0 - 1 = 0 non-zero levels: a converter that only outputs 0.
         raise ValueError(f"{name} = {bits!r} is invalid; allowed: None or an integer in [2, 24]")
-    return (1 << (int(bits) - 1)) - 1
+    return converter_levels(bits)
+
+
+def converter_levels(bits: int | None) -> int:
+    """Non-zero levels per sign of a ``bits``-bit signed converter, ``L = 2**(bits-1) - 1``
+    (0: an ideal converter), as the kernels take them; ``bits`` already valid."""
+    return 0 if bits is None else (1 << (int(bits) - 1)) - 1
 
 
 def _is_int(v: object) -> bool:

@@ -16,7 +16,6 @@ state is its own) and already know ``max|x|`` and ``max|d|``.
 
 from __future__ import annotations
 
-import functools
 import math
 import sys
 
@@ -28,8 +27,8 @@ from numba.extending import intrinsic
 from ._numba import jit, pick, pjit, prange, row_groups
 from .device import apply_row
 from .read import _check_array, _check_bool, _check_int, _check_real, max_abs
-from .rng import _GAMMA, _mix, check_key, stream_key, sub_key
-from .update import _TAG_CTOC, _TAG_D_BITS, _TAG_X_BITS, _check_device_arrays, _raise_bad_alpha
+from .rng import _GAMMA, _mix, check_key, stream_key
+from .update import _check_device_arrays, _raise_bad_alpha, _sub_keys
 
 __all__ = ["pulse_update_stochastic", "stochastic_update_unchecked"]
 
@@ -156,7 +155,8 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
     # Counts reach batch·bl: that many bits, but never fewer than the three planes (ones,
     # twos, fours) the adders always write (a smaller table would be indexed past its end).
     n_planes = max(3, (batch * bl).bit_length())
-    # Work in cell updates: with cycle-to-cycle noise each cell draws four normals (~4x).
+    # Work in cell updates: with cycle-to-cycle noise every cell of a dense row runs the
+    # noisy device stage and its pulsed pairs draw normals (~4x the noiseless work).
     drive = pick(_coincidence_driver, gp.size if ctoc > 0.0 else gp.size // 4)
     n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
                             frozen_m, soft, ctoc, ctoc_shared, nkey, counter, n_planes,
@@ -164,13 +164,6 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
                             pow_gamma)
     _raise_bad_alpha(n_bad)
     return n_pulses, int(clips.sum())
-
-
-@functools.lru_cache(maxsize=64)
-def _sub_keys(key: int) -> tuple[np.uint64, np.uint64, np.uint64]:
-    """The column-train, row-train and cycle-noise keys of ``key`` (an array's update key
-    is fixed: derive them once, not per update)."""
-    return tuple(np.uint64(sub_key(key, tag)) for tag in (_TAG_X_BITS, _TAG_D_BITS, _TAG_CTOC))
 
 
 def _max_abs(name: str, v: np.ndarray) -> float:

@@ -23,6 +23,7 @@ small calls run the serial build of the driver (:func:`._numba.pick`).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -54,6 +55,13 @@ __all__ = ["pulse_update_expected"]
 # Sub-key tags: each kind of draw in an update call (expected or stochastic mode) has its
 # own independent stream.
 _TAG_CTOC, _TAG_X_BITS, _TAG_D_BITS = 1, 2, 3
+
+
+@functools.lru_cache(maxsize=64)
+def _sub_keys(key: int) -> tuple[np.uint64, np.uint64, np.uint64]:
+    """The column-train, row-train and cycle-noise keys of ``key`` (an array's update key
+    is fixed: derive them once, not per update, in either mode)."""
+    return tuple(np.uint64(sub_key(key, tag)) for tag in (_TAG_X_BITS, _TAG_D_BITS, _TAG_CTOC))
 _ONE = np.uint64(1)
 _BITS52 = np.uint64(0x4330000000000000)  # the bits of 2**52
 _ABS32 = np.uint32(0x7FFFFFFF)
@@ -156,7 +164,7 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
         raise ValueError(f"dw_scale = {dw_scale!r} is invalid; allowed: a finite float32 "
                          f"value, |dw_scale| <= {_F32_MAX:.4g}")
     k, c = check_key(key, counter)
-    nkey = np.uint64(sub_key(int(k), _TAG_CTOC))
+    nkey = _sub_keys(int(k))[2]
     drive = pick(_expected_driver, dw.size // 4)
     n_pulses, n_clip, n_bad_alpha, n_bad = drive(
         gp, gm, dw, np.float32(scale), alpha_up, alpha_down, frozen_p, frozen_m, 1.0 / step,
