@@ -11,7 +11,8 @@ For each shape ``(n_in, n_out, batch)`` it times (median of several repeats afte
 * ``stochastic``  ``pulse_update_stochastic`` (BL 31, update management)
 
 and prints the ratios: forward against ``plain fwd``, updates against ``plain sgd``, with the
-targets (forward ≤ 1.3×, expected ≤ 2×, stochastic ≤ 10×).
+speed issue's targets (forward ≤ 1.2×; with ``--ctoc 0.3``, expected ≤ 2×, stochastic ≤ 4×
+at 784×256×128 and ≤ 3× at 1024²×256; ≤ 10× at 4096²×64, the crossbar issue's).
 
 Each measurement is a function ``f(case) -> callable``; swapping the kernels for the array
 class later only means replacing those functions.
@@ -46,7 +47,11 @@ SHAPES = [(784, 256, 128), (1024, 1024, 256), (4096, 4096, 64)]
 BLOCK = 512          # tile size: inputs per column block, outputs per row tile
 LR, DW_MIN, W_MAX = 0.01, 0.001, 1.0
 READ_STD, OUT_STD, BITS, BOUND = 0.02, 0.04, 8, 12.0
-TARGETS = {"analog fwd": 1.3, "expected": 2.0, "stochastic": 10.0}
+#: Ratio targets: the speed issue's (forward ≤ 1.2× at every shape; updates measured with
+#: cycle-to-cycle noise on, ``--ctoc 0.3``: stochastic ≤ 4× at 784×256×128 and ≤ 3× at
+#: 1024²×256, expected ≤ 2×); the crossbar issue's stochastic ≤ 10× where it names none.
+TARGETS = {"analog fwd": 1.2, "expected": 2.0, "stochastic": 10.0}
+SHAPE_TARGETS = {("stochastic", (784, 256, 128)): 4.0, ("stochastic", (1024, 1024, 256)): 3.0}
 BASELINE = {"analog fwd": "plain fwd", "expected": "plain sgd", "stochastic": "plain sgd"}
 
 
@@ -183,8 +188,9 @@ def print_table(results: dict[tuple[int, int, int], dict[str, float]]) -> None:
             ratio = target = ""
             if name in BASELINE:
                 r = t / times[BASELINE[name]]
-                ok = "ok" if r <= TARGETS[name] else "MISS"
-                ratio, target = f"{r:.2f}x", f"<={TARGETS[name]:g}x {ok}"
+                goal = SHAPE_TARGETS.get((name, shape), TARGETS[name])
+                ok = "ok" if r <= goal else "MISS"
+                ratio, target = f"{r:.2f}x", f"<={goal:g}x {ok}"
             print(f"{label:<22}{name:<13}{t * 1e3:>11.3f}{ratio:>9}  {target}")
             label = ""
 

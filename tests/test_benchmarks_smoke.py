@@ -27,6 +27,7 @@ SCRIPTS = {
                                    ("median", "bp/bidirectional")),
     "bench_scaling.py": (["--out-dir", "{tmp}"], ("log-log slopes", "wrote")),
     "profile_train.py": ([], ("seconds per epoch", "fixed cost per step", "cProfile")),
+    "profile_step.py": ([], ("kernel stages alone", "column trains", "sgemm", "everything else")),
     "bench_optimizers.py": (["--presets", "pcm", "--rules", "dfa"], ("vs sgd", "c_ttv2")),
     "bench_conv.py": ([], ("im2col + GEMM", "LeNet-5", "epoch s")),
 }

@@ -124,13 +124,44 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
     Nothing is checked here but the steps of pulsed cells (in the kernel); wrong arguments
     give wrong numbers or a crash, not an error message. Same numbers as the checked call.
     """
-    if xmax == 0.0 or dmax == 0.0:
+    plan = update_plan(x, d.shape[1], lr, bl, dw_min, update_management, xmax, dmax)
+    if plan is None:
         return 0, 0
+    ax, cd, xt, xneg, dt, clips, n_planes = plan
+    xkey, dkey, nkey = _sub_keys(int(key))
+    pack = pick(_pack_columns, x.size * bl)
+    pack(x, ax, bl, xkey, counter, xt, xneg, clips[:, 0],
+         1 if pack is _pack_columns.serial else row_groups(x.shape[0]))
+    pick(_pack_trains, d.size * bl)(d, cd, bl, dkey, counter, dt, clips[:, 1])
+    # Work in cells: the coincidence counting and the device stage each visit every cell
+    # (counting a quarter, as before, kept a noiseless 256 x 784 update serial at 2 threads:
+    # 0.74 ms, against 0.35-0.49 ms in parallel).
+    drive = pick(_coincidence_driver, gp.size)
+    n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
+                            frozen_m, soft, ctoc, ctoc_shared, nkey, counter, n_planes,
+                            1 if drive is _coincidence_driver.serial else row_groups(gp.shape[0]),
+                            pow_gamma)
+    _raise_bad_alpha(n_bad)
+    return n_pulses, int(clips.sum())
+
+
+def update_plan(x: np.ndarray, n_out: int, lr: float, bl: int, dw_min: float,
+                update_management: bool, xmax: float, dmax: float):
+    """Firing scales and work buffers of one update, or ``None`` when nothing can fire.
+
+    Returns ``(A, C, xt, xneg, dt, clips, n_planes)``: the column and row scales of
+    :func:`pulse_update_stochastic`, the (uninitialised) column-train, sign and row-train
+    tables, the clip counters and the number of counter planes. The update's three kernel
+    stages (column trains, row trains, coincidences + device) run on these; a profiler can
+    time them one by one (``benchmarks/profile_step.py``).
+    """
+    if xmax == 0.0 or dmax == 0.0:
+        return None
     # lr / (bl Δw_min) can leave the float range for extreme (valid) arguments: at 0 nothing
     # can fire; beyond the largest float every non-zero entry fires surely (cut, counted).
     base = min(lr / (bl * dw_min), sys.float_info.max)
     if base == 0.0:
-        return 0, 0
+        return None
     ax = math.sqrt(base)
     if update_management:
         ax = math.sqrt(base * dmax / xmax)
@@ -138,7 +169,6 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
             ax = math.sqrt(base) * math.sqrt(dmax / xmax)
     cd = base / ax
     batch, n_in = x.shape
-    n_out = gp.shape[0]
     n_words = -(-n_in // 64)
     # One extra all-zero row in each table: padding target for incomplete adder groups.
     xt = np.empty((batch * bl + 1, n_words), dtype=np.uint64)
@@ -147,23 +177,10 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
     xneg[-1] = 0
     dt = np.empty((batch, n_out), dtype=np.uint64)
     clips = np.zeros((batch, 2), dtype=np.int64)
-    xkey, dkey, nkey = _sub_keys(int(key))
-    pack = pick(_pack_columns, x.size * bl)
-    pack(x, ax, bl, xkey, counter, xt, xneg, clips[:, 0],
-         1 if pack is _pack_columns.serial else row_groups(batch))
-    pick(_pack_trains, d.size * bl)(d, cd, bl, dkey, counter, dt, clips[:, 1])
     # Counts reach batch·bl: that many bits, but never fewer than the three planes (ones,
     # twos, fours) the adders always write (a smaller table would be indexed past its end).
     n_planes = max(3, (batch * bl).bit_length())
-    # Work in cell updates: with cycle-to-cycle noise every cell of a dense row runs the
-    # noisy device stage and its pulsed pairs draw normals (~4x the noiseless work).
-    drive = pick(_coincidence_driver, gp.size if ctoc > 0.0 else gp.size // 4)
-    n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
-                            frozen_m, soft, ctoc, ctoc_shared, nkey, counter, n_planes,
-                            1 if drive is _coincidence_driver.serial else row_groups(n_out),
-                            pow_gamma)
-    _raise_bad_alpha(n_bad)
-    return n_pulses, int(clips.sum())
+    return ax, cd, xt, xneg, dt, clips, n_planes
 
 
 def _max_abs(name: str, v: np.ndarray) -> float:
