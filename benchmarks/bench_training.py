@@ -19,7 +19,8 @@ For the network 784-256-256-10 (tanh hidden units, softmax cross-entropy) on 784
   and says so).
 
 A preset name may end in ``:cell`` (e.g. ``aihwkit_default:cell``): that preset with
-``device.ctoc_scope = "cell"`` (one cycle-to-cycle draw per cell and direction).
+``device.ctoc_scope = "cell"`` (one cycle-to-cycle draw per cell and direction); or in
+``:section.field=value[+...]`` overrides (e.g. ``aihwkit_default:update.mode=expected``).
 
 ``--rounds N`` prints, instead, the steps the speed targets name (DFA, BP bidirectional and
 probe, FA) at 1 and 2 numba threads as the median and range over ``N`` interleaved rounds.
@@ -38,7 +39,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import statistics
 import sys
@@ -56,6 +56,7 @@ from analogsim.experiments.data import load_dataset, onehot  # noqa: E402
 from analogsim.experiments.runner import TrainConfig, build_run  # noqa: E402
 from analogsim.hardware.config import HardwareConfig  # noqa: E402
 from analogsim.hardware.presets import get_preset  # noqa: E402
+from analogsim.hardware.toml_io import apply_overrides  # noqa: E402
 from analogsim.kernels import get_threads, kernel_threads, set_threads  # noqa: E402
 from analogsim.layers.network import ModelConfig  # noqa: E402
 from analogsim.rules import RULES, get_rule  # noqa: E402
@@ -164,12 +165,21 @@ class Row:
 
 
 def hardware(name: str) -> HardwareConfig:
-    """Preset ``name``; ``name:cell`` is it with ``device.ctoc_scope = "cell"``."""
-    base, _, scope = name.partition(":")
+    """Preset ``name``, optionally with overrides after a colon.
+
+    ``preset:cell`` is the preset with ``device.ctoc_scope = "cell"``; otherwise the part
+    after the colon is a ``+``-separated list of ``section.field=value`` overrides
+    (:func:`analogsim.hardware.toml_io.apply_overrides`; ``--presets`` is comma-separated),
+    e.g. ``aihwkit_default:update.mode=expected`` or
+    ``aihwkit_default:device.ctoc=0+update.bl=10``.
+    """
+    base, _, extra = name.partition(":")
     hw = get_preset(base)
-    if not scope:
+    if not extra:
         return hw
-    return dataclasses.replace(hw, device=dataclasses.replace(hw.device, ctoc_scope=scope))
+    if extra == "cell":
+        extra = "device.ctoc_scope=cell"
+    return apply_overrides(hw, extra.split("+"))
 
 
 def variants(presets: list[str]) -> list[Variant]:

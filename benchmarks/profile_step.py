@@ -11,7 +11,8 @@ BLAS thread (as :func:`analogsim.experiments.runner.train` runs):
   noise, ADC) beside the plain ``sgemm`` of the same shape, and each stochastic pulse update
   split into its three kernel stages — column trains, row trains, and coincidence counting
   with the device model — the last also with cycle-to-cycle noise off, which shows what
-  the noise model costs.
+  the noise model costs; an ``expected``-mode update as its ``Dᵀ X`` products and kernel
+  calls (blocks of rows).
 
 The remainder ``step - Σ stages`` is everything else: Python, digital ops (losses,
 activations, the rule's feedback), ledger and schedule bookkeeping. ``step - remainder``
@@ -76,11 +77,12 @@ def min_time(fn: Callable[[], object], repeats: int) -> float:
     return best
 
 
-def capture_step(trainer, xb: np.ndarray, tb: np.ndarray) -> tuple[list, list]:
-    """Run one step, recording (deep copies of) the arguments of every analog read and
-    every stochastic update it makes."""
-    reads, updates = [], []
+def capture_step(trainer, xb: np.ndarray, tb: np.ndarray) -> tuple[list, list, list]:
+    """Run one step, recording (deep copies of) the arguments of every analog read, every
+    stochastic update and every ``expected``-mode block (its ``Dᵀ X`` and its kernel call)."""
+    reads, updates, expected = [], [], []
     read, update = array_mod.analog_read, array_mod.stochastic_update_unchecked
+    product, kernel = array_mod._requested_change, array_mod.pulse_update_expected
 
     def rec_read(arr, *a, **k):
         state = types.SimpleNamespace(hw=arr.hw, _read_key=arr._read_key,
@@ -92,12 +94,44 @@ def capture_step(trainer, xb: np.ndarray, tb: np.ndarray) -> tuple[list, list]:
         updates.append(copy.deepcopy((a, k)))
         return update(*a, **k)
 
-    array_mod.analog_read, array_mod.stochastic_update_unchecked = rec_read, rec_update
+    def rec_product(*a):
+        expected.append(["D^T X", copy.deepcopy(a)])
+        return product(*a)
+
+    def rec_kernel(*a, **k):
+        expected.append(["kernel", copy.deepcopy((a, k))])
+        return kernel(*a, **k)
+
+    hooks = {"analog_read": rec_read, "stochastic_update_unchecked": rec_update,
+             "_requested_change": rec_product, "pulse_update_expected": rec_kernel}
+    saved = {name: getattr(array_mod, name) for name in hooks}
+    for name, fn in hooks.items():
+        setattr(array_mod, name, fn)
     try:
         trainer.step(xb, tb)
     finally:
-        array_mod.analog_read, array_mod.stochastic_update_unchecked = read, update
-    return reads, updates
+        for name, fn in saved.items():
+            setattr(array_mod, name, fn)
+    return reads, updates, expected
+
+
+def expected_stages(expected: list, repeats: int) -> list[tuple[str, float]]:
+    """``(label, s)`` per ``expected``-mode block: its ``Dᵀ X`` product and its kernel."""
+    out = []
+    for kind, args in expected:
+        if kind == "D^T X":
+            x, d = args[0], args[1]
+            label = f"update {d.shape[1]}x{x.shape[1]}: D^T X (BLAS)"
+            out.append((label, min_time(lambda a=args: array_mod._requested_change(*a),
+                                        repeats)))
+        else:
+            (gp, gm, dw, *rest), kw = args
+            label = f"update {gp.shape[0]}x{gp.shape[1]}: expected-mode kernel"
+            g_p, g_m = gp.copy(), gm.copy()
+            out.append((label, min_time(lambda g_p=g_p, g_m=g_m, dw=dw, rest=rest, kw=kw:
+                                        array_mod.pulse_update_expected(g_p, g_m, dw, *rest,
+                                                                        **kw), repeats)))
+    return out
 
 
 def read_stages(reads: list, repeats: int) -> list[tuple[str, float, float]]:
@@ -171,7 +205,7 @@ def stage_means(trainer, feed, captures: int, repeats: int
     runs: dict[str, list[float]] = {}
     gemm: dict[str, list[float]] = {}
     for _ in range(captures):
-        reads, updates = capture_step(trainer, *next(feed))
+        reads, updates, expected = capture_step(trainer, *next(feed))
         seen: dict[str, int] = {}
         for label, t_read, t_gemm in read_stages(reads, repeats):
             seen[label] = seen.get(label, 0) + 1
@@ -179,7 +213,8 @@ def stage_means(trainer, feed, captures: int, repeats: int
                 label = f"{label} ({seen[label]})"
             runs.setdefault(label, []).append(t_read)
             gemm.setdefault(label, []).append(t_gemm)
-        for label, t_stage in update_stages(updates, repeats):
+        for label, t_stage in update_stages(updates, repeats) + expected_stages(expected,
+                                                                                 repeats):
             runs.setdefault(label, []).append(t_stage)
     mean = statistics.fmean
     return ({k: mean(v) for k, v in runs.items()}, {k: mean(v) for k, v in gemm.items()})
@@ -189,7 +224,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rule", default="dfa")
     ap.add_argument("--transpose", default=None, help="strategy for rules that need Wᵀδ")
-    ap.add_argument("--preset", default="aihwkit_default", help="a preset, or preset:cell")
+    ap.add_argument("--preset", default="aihwkit_default",
+                    help="a preset, or preset:cell, or preset:section.field=value[+...]")
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1, help="numba threads (BLAS: one)")
