@@ -282,9 +282,11 @@ def run_rounds(args, x, t, sizes) -> None:
 
     plain = PlainBP(sizes)
     for preset in args.presets:
-        trainers = {v: build_trainer(Variant(preset, *v), sizes, args.batch)
-                    for v in ROUND_VARIANTS}
-        data = {v: feed() for v in (None, *ROUND_VARIANTS)}
+        # Bidirectional reads only where the preset's periphery has them.
+        chosen = [v for v in ROUND_VARIANTS
+                  if v[1] != "bidirectional" or hardware(preset).periphery.bidirectional]
+        trainers = {v: build_trainer(Variant(preset, *v), sizes, args.batch) for v in chosen}
+        data = {v: feed() for v in (None, *chosen)}
         ratios: dict[tuple, list[float]] = {}
         for _ in range(args.rounds):
             for th in sorted({1, min(2, max_threads)}):
