@@ -133,9 +133,8 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
     pack(x, ax, bl, xkey, counter, xt, xneg, clips[:, 0],
          1 if pack is _pack_columns.serial else row_groups(x.shape[0]))
     pick(_pack_trains, d.size * bl)(d, cd, bl, dkey, counter, dt, clips[:, 1])
-    # Work in cells: the coincidence counting and the device stage each visit every cell
-    # (counting a quarter, as before, kept a noiseless 256 x 784 update serial at 2 threads:
-    # 0.74 ms, against 0.35-0.49 ms in parallel).
+    # Work in cells: the coincidence counting and the device stage both visit every cell
+    # (a noiseless 256 x 784 update at 2 threads: 0.74 ms serial, 0.35-0.49 ms parallel).
     drive = pick(_coincidence_driver, gp.size)
     n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
                             frozen_m, soft, ctoc, ctoc_shared, nkey, counter, n_planes,
@@ -146,7 +145,7 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
 
 
 def update_plan(x: np.ndarray, n_out: int, lr: float, bl: int, dw_min: float,
-                update_management: bool, xmax: float, dmax: float):
+                update_management: bool, xmax: float, dmax: float) -> tuple | None:
     """Firing scales and work buffers of one update, or ``None`` when nothing can fire.
 
     Returns ``(A, C, xt, xneg, dt, clips, n_planes)``: the column and row scales of

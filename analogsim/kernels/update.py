@@ -165,9 +165,9 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
                          f"value, |dw_scale| <= {_F32_MAX:.4g}")
     k, c = check_key(key, counter)
     nkey = _sub_keys(int(k))[2]
-    # Work in cells (not a quarter of them, as before): at 2 threads the parallel build wins
-    # from 256 x 256 on, with and without cycle noise (256 x 784, ctoc 0.3, hard bounds:
-    # 1.67 ms serial, 1.00 ms parallel; noiseless 0.34 against 0.22 ms).
+    # Work in cells: at 2 threads the parallel build wins from 256 x 256 cells on, with and
+    # without cycle noise (256 x 784, ctoc 0.3, hard bounds: 1.67 ms serial, 1.00 ms
+    # parallel; noiseless 0.34 against 0.22 ms).
     drive = pick(_expected_driver, dw.size)
     n_pulses, n_clip, n_bad_alpha, n_bad = drive(
         gp, gm, dw, np.float32(scale), alpha_up, alpha_down, frozen_p, frozen_m, 1.0 / step,
