@@ -6,13 +6,13 @@ BLAS thread (as :func:`analogsim.experiments.runner.train` runs):
 
 * ``plain``: the NumPy float32 backprop step of :mod:`bench_training` (the ratio's floor);
 * ``step``: the analog training step (:meth:`Trainer.step` on fresh shuffled batches);
-* every kernel call of one captured step, replayed on copies of its inputs (the trainer's
-  state is not touched): each forward / feedback read (``analog_read``: DAC, tile products,
-  noise, ADC) beside the plain ``sgemm`` of the same shape, and each stochastic pulse update
-  split into its three kernel stages — column trains, row trains, and coincidence counting
-  with the device model — the last also with cycle-to-cycle noise off, which shows what
-  the noise model costs; an ``expected``-mode update as its ``Dᵀ X`` products and kernel
-  calls (blocks of rows).
+* every kernel call of ``--captures`` captured steps, replayed on copies of their inputs
+  (the trainer's state is not touched): each forward / feedback read (``analog_read``: DAC,
+  tile products, noise, ADC) beside the plain ``sgemm`` of the same shape, each stochastic
+  pulse update split into its three kernel stages — column trains, row trains, and
+  coincidence counting with the device model — the last also with cycle-to-cycle noise off,
+  which shows what the noise model costs; an ``expected``-mode update as its ``Dᵀ X``
+  products and kernel calls (blocks of rows).
 
 The remainder ``step - Σ stages`` is everything else: Python, digital ops (losses,
 activations, the rule's feedback), ledger and schedule bookkeeping. ``step - remainder``
@@ -25,7 +25,8 @@ A stage's time is the minimum over ``--repeats`` replays of its call, averaged o
 errors of its batch); whole steps are medians over ``--repeats`` fresh batches. Minima of
 warm replays make the stages a lower bound and the remainder an upper bound of the overhead;
 ``--cold`` evicts the caches before every replay (a training step meets its layers' device
-state after the other layers have passed through the caches), the other bound.
+state after the other layers have passed through the caches), the pessimistic bound (it
+also evicts the code and tables a real step keeps warm).
 
 Usage::
 
