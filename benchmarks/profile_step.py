@@ -57,8 +57,6 @@ import analogsim.hardware.array as array_mod  # noqa: E402
 from analogsim.hardware.ledger import Ledger  # noqa: E402
 from analogsim.kernels import kernel_threads, set_threads  # noqa: E402
 from analogsim.kernels import stochastic as st  # noqa: E402
-from analogsim.kernels._numba import pick, row_groups  # noqa: E402
-from analogsim.kernels.update import _sub_keys  # noqa: E402
 
 #: With ``--cold``: a buffer larger than the caches, summed before every timed replay.
 _EVICT: list[np.ndarray] = []
@@ -158,24 +156,13 @@ def stage_calls(a: tuple) -> tuple[str, float, dict[str, Callable[[float], objec
     plan = st.update_plan(x, gp.shape[0], lr, bl, dw_min, um, xmax, dmax)
     if plan is None:
         return None
-    ax, cd, xt, xneg, dt, clips, n_planes = plan
-    xkey, dkey, nkey = _sub_keys(int(key))
     g_p, g_m = gp.copy(), gm.copy()
-    # The drivers and groupings the update itself picks (stochastic_update_unchecked).
-    pack = pick(st._pack_columns, x.size * bl)
-    trains = pick(st._pack_trains, d.size * bl)
-    groups = 1 if pack is st._pack_columns.serial else row_groups(x.shape[0])
-
-    def device(noise):
-        drive = pick(st._coincidence_driver, gp.size)
-        n_groups = 1 if drive is st._coincidence_driver.serial else row_groups(gp.shape[0])
-        drive(g_p, g_m, xt, xneg, dt, d, bl, a_up, a_dn, f_p, f_m, soft, noise, shared, nkey,
-              ctr, n_planes, n_groups, gamma)
-
+    # The update's own stage functions, in its order (stochastic_update_unchecked).
     calls = {
-        "column trains": lambda _: pack(x, ax, bl, xkey, ctr, xt, xneg, clips[:, 0], groups),
-        "row trains": lambda _: trains(d, cd, bl, dkey, ctr, dt, clips[:, 1]),
-        "device": device,
+        "column trains": lambda _: st.column_trains(plan, x, bl, key, ctr),
+        "row trains": lambda _: st.row_trains(plan, d, bl, key, ctr),
+        "device": lambda noise: st.coincidences(plan, g_p, g_m, d, bl, a_up, a_dn, f_p, f_m,
+                                                soft, noise, shared, key, ctr, gamma),
     }
     return f"update {gp.shape[0]}x{gp.shape[1]}", ctoc, calls
 

@@ -342,7 +342,7 @@ class CrossbarArray:
         if not (math.isfinite(peak_x) and math.isfinite(peak_d)):
             raise ValueError("x or d contains NaN or Inf; allowed: finite values")
         dev, upd = self.hw.device, self.hw.update
-        soft, shared = dev.bounds == "soft", dev.ctoc_scope == "cell"
+        soft, shared = dev.bounds == "soft", dev.kernel_ctoc_shared
         if upd.mode == "expected":
             common = dict(soft=soft, ctoc=dev.ctoc, key=self._update_key,
                           counter=self._update_counter, pow_gamma=dev.kernel_pow_gamma,
@@ -404,7 +404,7 @@ class CrossbarArray:
                 alpha_down=self._alpha_down, frozen_p=self._frozen_p, frozen_m=self._frozen_m,
                 dw_min=1.0, soft=dev.bounds == "soft", ctoc=dev.ctoc, max_pulses=peak,
                 key=self._update_key, counter=self._update_counter,
-                pow_gamma=dev.kernel_pow_gamma, ctoc_shared=dev.ctoc_scope == "cell")
+                pow_gamma=dev.kernel_pow_gamma, ctoc_shared=dev.kernel_ctoc_shared)
         self._update_counter += 1
         self._w_cache = None
         up = np.maximum(counts, 0).max(axis=0) + np.maximum(-counts, 0).max(axis=0)

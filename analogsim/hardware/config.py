@@ -254,6 +254,11 @@ class DeviceConfig:
         """``pow_gamma`` with the `pow` step model, else 0 (the kernels' "no power step")."""
         return self.pow_gamma if self.step_model == "pow" else 0.0
 
+    @property
+    def kernel_ctoc_shared(self) -> bool:
+        """The kernels' ``ctoc_shared``: one cycle-to-cycle draw per cell (scope `cell`)."""
+        return self.ctoc_scope == "cell"
+
 
 @document_fields
 @dataclass(frozen=True)

@@ -133,6 +133,14 @@ def pick(driver, work: int):
     return driver if work >= SERIAL_WORK and numba.get_num_threads() > 1 else driver.serial
 
 
+def pick_groups(driver, work: int, n: int) -> tuple:
+    """``(build, n_groups)`` for a driver that loops ``prange`` over groups of ``n`` rows:
+    :func:`pick`'s build, with one group for the serial build and :func:`row_groups`
+    groups for the parallel one."""
+    build = pick(driver, work)
+    return build, 1 if build is driver.serial else row_groups(n)
+
+
 def row_groups(n: int) -> int:
     """Number of groups a parallel driver splits ``n`` rows into (``≤ 4 × threads``).
 

@@ -36,7 +36,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._numba import jit, pick, pjit, prange, row_groups
+from ._numba import jit, pick, pick_groups, pjit, prange
 from .rng import check_key, fill_normals, normal_scratch, stream_key
 
 __all__ = ["dac_encode", "adc_read", "max_abs", "dac_encode_unchecked", "adc_read_unchecked",
@@ -566,9 +566,9 @@ def adc_read_unchecked(y: np.ndarray, out: np.ndarray, sq: np.ndarray, var: np.n
     """
     batch = y.shape[0]
     sat_rows = np.empty(batch, dtype=np.bool_)
-    drive = pick(_adc_driver, y.size)
+    drive, n_groups = pick_groups(_adc_driver, y.size, batch)
     n_sat, n_bad = drive(y, out, sq, var, per_output, sc, rs, os_, levels, bnd, tile, k, c,
-                         sat_rows, 1 if drive is _adc_driver.serial else row_groups(batch))
+                         sat_rows, n_groups)
     if n_sat == -1:
         raise ValueError(f"bounds = {bnd.tolist()} is invalid with bits = "
                          f"{levels.bit_length() + 1}; allowed: finite values > 0")

@@ -330,6 +330,16 @@ def _draw_run(skey, idx0, out):
         c += _GAMMA
 
 
+@jit(inline="always")
+def _draw_at(skey, idx, scratch):
+    """``scratch[k] = draw_u64(skey, idx[k])`` for any set of draws (gathered, not a run);
+    returns that part of ``scratch``."""
+    draws = scratch[:idx.size]
+    for k in range(idx.size):
+        draws[k] = draw_u64(skey, idx[k])
+    return draws
+
+
 # The fast path of the ziggurat on the integer abscissa ``t = 2·(w >> 9) + 1 - 2**23`` (odd,
 # |t| < 2**23), so that ``u = t·2**-23``: ``u·X[i] = t·(X[i]·2**-23)`` and ``|u| < RATIO[i]
 # ⇔ |t| < RATIO[i]·2**23`` hold exactly (power-of-two scaling), so these tables give the
@@ -411,10 +421,7 @@ def fill_normal_pairs(skey, pairs, z, scratch):
     ``2·pairs.size`` entries;
     ``scratch``: uint64 array of at least ``pairs.size`` entries.
     """
-    m = pairs.size
-    draws = scratch[:m]
-    for k in range(m):
-        draws[k] = draw_u64(skey, pairs[k])
+    draws = _draw_at(skey, pairs, scratch)
     words = draws.view(np.uint32)
     left = _fast_run(words, z)
     if left > 0:
@@ -430,10 +437,7 @@ def fill_normal_halves(skey, pairs, z, scratch):
     fast-path work. ``pairs``: int64 (≥ 0); ``z``: float64, ``pairs.size`` entries;
     ``scratch``: uint64 array of at least ``pairs.size`` entries.
     """
-    m = pairs.size
-    draws = scratch[:m]
-    for k in range(m):
-        draws[k] = draw_u64(skey, pairs[k])
+    draws = _draw_at(skey, pairs, scratch)
     low = draws.view(np.uint32)[::2]  # little-endian: word 2k is the low half of draw k
     left = _fast_run(low, z)
     if left > 0:

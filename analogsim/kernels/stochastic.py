@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import math
 import sys
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from ._numba import jit, pick, pjit, prange, row_groups
+from ._numba import jit, pick, pick_groups, pjit, prange
 from .device import apply_row
 from .read import _check_array, _check_bool, _check_int, _check_real, max_abs
 from .rng import _GAMMA, _mix, check_key, stream_key
@@ -127,32 +128,34 @@ def stochastic_update_unchecked(gp: np.ndarray, gm: np.ndarray, x: np.ndarray, d
     plan = update_plan(x, d.shape[1], lr, bl, dw_min, update_management, xmax, dmax)
     if plan is None:
         return 0, 0
-    ax, cd, xt, xneg, dt, clips, n_planes = plan
-    xkey, dkey, nkey = _sub_keys(int(key))
-    pack = pick(_pack_columns, x.size * bl)
-    pack(x, ax, bl, xkey, counter, xt, xneg, clips[:, 0],
-         1 if pack is _pack_columns.serial else row_groups(x.shape[0]))
-    pick(_pack_trains, d.size * bl)(d, cd, bl, dkey, counter, dt, clips[:, 1])
-    # Work in cells: the coincidence counting and the device stage both visit every cell
-    # (a noiseless 256 x 784 update at 2 threads: 0.74 ms serial, 0.35-0.49 ms parallel).
-    drive = pick(_coincidence_driver, gp.size)
-    n_pulses, n_bad = drive(gp, gm, xt, xneg, dt, d, bl, alpha_up, alpha_down, frozen_p,
-                            frozen_m, soft, ctoc, ctoc_shared, nkey, counter, n_planes,
-                            1 if drive is _coincidence_driver.serial else row_groups(gp.shape[0]),
-                            pow_gamma)
+    column_trains(plan, x, bl, key, counter)
+    row_trains(plan, d, bl, key, counter)
+    n_pulses, n_bad = coincidences(plan, gp, gm, d, bl, alpha_up, alpha_down, frozen_p,
+                                   frozen_m, soft, ctoc, ctoc_shared, key, counter, pow_gamma)
     _raise_bad_alpha(n_bad)
-    return n_pulses, int(clips.sum())
+    return n_pulses, int(plan.clips.sum())
+
+
+class UpdatePlan(NamedTuple):
+    """Firing scales and work buffers of one stochastic update (:func:`update_plan`)."""
+
+    ax: float             #: column scale ``A``
+    cd: float             #: row scale ``C``
+    xt: np.ndarray        #: column trains, (B·bl + 1, ⌈n_in/64⌉) uint64
+    xneg: np.ndarray      #: columns with ``x < 0``, (B + 1, ⌈n_in/64⌉) uint64
+    dt: np.ndarray        #: row trains, (B, n_out) uint64
+    clips: np.ndarray     #: cut probabilities per sample, columns then rows, (B, 2) int64
+    n_planes: int         #: bit planes of the coincidence counters
 
 
 def update_plan(x: np.ndarray, n_out: int, lr: float, bl: int, dw_min: float,
-                update_management: bool, xmax: float, dmax: float) -> tuple | None:
+                update_management: bool, xmax: float, dmax: float) -> UpdatePlan | None:
     """Firing scales and work buffers of one update, or ``None`` when nothing can fire.
 
-    Returns ``(A, C, xt, xneg, dt, clips, n_planes)``: the column and row scales of
-    :func:`pulse_update_stochastic`, the (uninitialised) column-train, sign and row-train
-    tables, the clip counters and the number of counter planes. The update's three kernel
-    stages (column trains, row trains, coincidences + device) run on these; a profiler can
-    time them one by one (``benchmarks/profile_step.py``).
+    The scales ``A``, ``C`` are those of :func:`pulse_update_stochastic`; the tables are
+    uninitialised. The update's three kernel stages, :func:`column_trains`,
+    :func:`row_trains` and :func:`coincidences`, run on it in that order (a profiler can
+    time them one by one: ``benchmarks/profile_step.py``).
     """
     if xmax == 0.0 or dmax == 0.0:
         return None
@@ -179,7 +182,36 @@ def update_plan(x: np.ndarray, n_out: int, lr: float, bl: int, dw_min: float,
     # Counts reach batch·bl: that many bits, but never fewer than the three planes (ones,
     # twos, fours) the adders always write (a smaller table would be indexed past its end).
     n_planes = max(3, (batch * bl).bit_length())
-    return ax, cd, xt, xneg, dt, clips, n_planes
+    return UpdatePlan(ax, cd, xt, xneg, dt, clips, n_planes)
+
+
+def column_trains(plan: UpdatePlan, x: np.ndarray, bl: int, key: np.uint64,
+                  counter: np.uint64) -> None:
+    """Stage 1: the column trains of ``x`` (and its signs) into ``plan.xt``, ``plan.xneg``."""
+    pack, n_groups = pick_groups(_pack_columns, x.size * bl, x.shape[0])
+    pack(x, plan.ax, bl, _sub_keys(int(key))[0], counter, plan.xt, plan.xneg,
+         plan.clips[:, 0], n_groups)
+
+
+def row_trains(plan: UpdatePlan, d: np.ndarray, bl: int, key: np.uint64,
+               counter: np.uint64) -> None:
+    """Stage 2: the row trains of ``d`` into ``plan.dt``."""
+    pick(_pack_trains, d.size * bl)(d, plan.cd, bl, _sub_keys(int(key))[1], counter, plan.dt,
+                                    plan.clips[:, 1])
+
+
+def coincidences(plan: UpdatePlan, gp: np.ndarray, gm: np.ndarray, d: np.ndarray, bl: int,
+                 alpha_up: np.ndarray, alpha_down: np.ndarray, frozen_p: np.ndarray,
+                 frozen_m: np.ndarray, soft: bool, ctoc: float, ctoc_shared: bool,
+                 key: np.uint64, counter: np.uint64, pow_gamma: float) -> tuple[int, int]:
+    """Stage 3: coincidence counts of the trains, then the device model on every pulsed
+    cell, in place; returns ``(pulses, cells with a bad α)``."""
+    # Work in cells: the coincidence counting and the device stage both visit every cell
+    # (a noiseless 256 x 784 update at 2 threads: 0.74 ms serial, 0.35-0.49 ms parallel).
+    drive, n_groups = pick_groups(_coincidence_driver, gp.size, gp.shape[0])
+    return drive(gp, gm, plan.xt, plan.xneg, plan.dt, d, bl, alpha_up, alpha_down, frozen_p,
+                 frozen_m, soft, ctoc, ctoc_shared, _sub_keys(int(key))[2], counter,
+                 plan.n_planes, n_groups, pow_gamma)
 
 
 def _max_abs(name: str, v: np.ndarray) -> float:

@@ -18,7 +18,7 @@ matrix in cache-sized blocks of rows (``first_row``) with the same bits.
 The stochastic (pulse-train coincidence) mode is in :mod:`.stochastic`.
 
 Drivers allocate their scratch once per group of rows (:func:`._numba.row_groups`), and
-small calls run the serial build of the driver (:func:`._numba.pick`).
+small calls run the serial build of the driver (:func:`._numba.pick_groups`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from ._numba import jit, pick, pjit, prange, row_groups
+from ._numba import jit, pick_groups, pjit, prange
 from .device import apply_one_way_row, one_way_cell, row_is_clean
 from .read import (
     _F32_MAX,
@@ -56,12 +56,6 @@ __all__ = ["pulse_update_expected"]
 # own independent stream.
 _TAG_CTOC, _TAG_X_BITS, _TAG_D_BITS = 1, 2, 3
 
-
-@functools.lru_cache(maxsize=64)
-def _sub_keys(key: int) -> tuple[np.uint64, np.uint64, np.uint64]:
-    """The column-train, row-train and cycle-noise keys of ``key`` (an array's update key
-    is fixed: derive them once, not per update, in either mode)."""
-    return tuple(np.uint64(sub_key(key, tag)) for tag in (_TAG_X_BITS, _TAG_D_BITS, _TAG_CTOC))
 _ONE = np.uint64(1)
 _BITS52 = np.uint64(0x4330000000000000)  # the bits of 2**52
 _ABS32 = np.uint32(0x7FFFFFFF)
@@ -83,6 +77,13 @@ def _check_device_arrays(gp: object, gm: object, alpha_up: object, alpha_down: o
     if np.shares_memory(gp, gm):
         raise ValueError("gp and gm share memory; allowed: two distinct arrays")
     return shape
+
+
+@functools.lru_cache(maxsize=64)
+def _sub_keys(key: int) -> tuple[np.uint64, np.uint64, np.uint64]:
+    """The column-train, row-train and cycle-noise keys of ``key`` (an array's update key
+    is fixed: derive them once, not per update, in either mode)."""
+    return tuple(np.uint64(sub_key(key, tag)) for tag in (_TAG_X_BITS, _TAG_D_BITS, _TAG_CTOC))
 
 
 # --------------------------------------------------------------------------- expected mode
@@ -168,11 +169,10 @@ def pulse_update_expected(gp: np.ndarray, gm: np.ndarray, dw: np.ndarray, *,
     # Work in cells: at 2 threads the parallel build wins from 256 x 256 cells on, with and
     # without cycle noise (256 x 784, ctoc 0.3, hard bounds: 1.67 ms serial, 1.00 ms
     # parallel; noiseless 0.34 against 0.22 ms).
-    drive = pick(_expected_driver, dw.size)
+    drive, n_groups = pick_groups(_expected_driver, dw.size, shape[0])
     n_pulses, n_clip, n_bad_alpha, n_bad = drive(
         gp, gm, dw, np.float32(scale), alpha_up, alpha_down, frozen_p, frozen_m, 1.0 / step,
-        soft, ctoc, shared, max_pulses, k, c, nkey, row0, 1 if drive is _expected_driver.serial else
-        row_groups(shape[0]), gamma)
+        soft, ctoc, shared, max_pulses, k, c, nkey, row0, n_groups, gamma)
     if n_bad:
         raise ValueError(f"dw contains {n_bad} NaN or Inf entries (after dw_scale); allowed: "
                          "finite values (those cells were left unchanged, the others were "
