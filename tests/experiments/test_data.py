@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from analogsim.experiments import data as data_module
+from analogsim.experiments import datafiles
 from analogsim.experiments.data import (
     DATA_DIR_ENV,
     Dataset,
@@ -247,7 +248,7 @@ def no_data(monkeypatch, tmp_path):
     monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     root = tmp_path / "system"
     root.mkdir()
-    monkeypatch.setattr(data_module, "SYSTEM_DATA_ROOT", root)
+    monkeypatch.setattr(datafiles, "SYSTEM_DATA_ROOT", root)
     return root
 
 
@@ -451,7 +452,7 @@ def test_data_dir_is_refused_for_data_sets_that_take_none() -> None:
 
 
 def test_a_gzip_bomb_stops_at_the_bound(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(data_module, "IDX_MAX_BYTES", 1000)
+    monkeypatch.setattr(datafiles, "IDX_MAX_BYTES", 1000)
     bomb = tmp_path / "train-images-idx3-ubyte.gz"
     bomb.write_bytes(gzip.compress(bytes(5000)))
     with pytest.raises(ValueError, match="inflates to more than 1000 bytes"):
